@@ -1,0 +1,225 @@
+"""The `opsloop` command. Bad input gets one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from opsloop.errors import ConfigError, OpsloopError
+
+log = logging.getLogger("opsloop")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from opsloop.settings import load
+
+    return load()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from opsloop import wiring
+    from streams.worker import make_app
+
+    settings, ks, dbs, ws = _settings()
+    wiring.setup_logging(settings.log_level)
+    db = wiring.database(dbs)
+    wiring.ensure_topics(ks)
+    proc = wiring.processor(db.sessions, ks, ws)
+    app = make_app(wiring.worker_config(ks, ws), proc)
+    relay = None
+    if ws.relay and not args.no_relay:
+        relay = wiring.relay(db.sessions, ks)
+        relay.start_thread(ws.relay_interval_s)
+    log.info("worker %s consuming %s from %s (database %s)", ws.app_id, "opsloop.predictions.v1",
+             ks.bootstrap_servers, wiring.redact_url(dbs.resolved_url()))
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False,
+                          override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if relay:
+            relay.close()
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    from opsloop import wiring
+
+    settings, ks, dbs, ws = _settings()
+    wiring.setup_logging(settings.log_level)
+    db = wiring.database(dbs)
+    wiring.ensure_topics(ks)
+    relay = wiring.relay(db.sessions, ks)
+    signal.signal(signal.SIGTERM, lambda *_: relay.stop())
+    try:
+        relay.run(ws.relay_interval_s)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        relay.close()
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from opsloop import wiring
+
+    _, ks, _, _ = _settings()
+    created = wiring.ensure_topics(ks, args.partitions)
+    print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from storage.db import downgrade, make_engine, migrate
+
+    _, _, dbs, _ = _settings()
+    engine = make_engine(dbs.resolved_url())
+    if args.action == "upgrade":
+        migrate(engine, args.revision or "head")
+    else:
+        downgrade(engine, args.revision or "base")
+    print(f"database {args.action}d")
+    return 0
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    from opsloop import wiring
+    from storage import repo
+
+    _, _, dbs, _ = _settings()
+    db = wiring.database(dbs)
+    with db.sessions() as s:
+        rows = repo.list_findings(s, args.model, args.limit)
+        for f in rows:
+            if args.json:
+                print(json.dumps({"id": f.id, "key": f.finding_key, "model": f.model, "version": f.model_version,
+                                  "detector": f.detector, "severity": f.severity, "summary": f.summary,
+                                  "details": f.details}, default=str))
+            else:
+                print(f"{f.created_at:%Y-%m-%d %H:%M:%S} {f.severity:8} {f.summary}")
+    return 0
+
+
+def cmd_triggers(args: argparse.Namespace) -> int:
+    from opsloop import wiring
+    from storage import repo
+
+    _, _, dbs, _ = _settings()
+    db = wiring.database(dbs)
+    with db.sessions() as s:
+        for t in repo.list_triggers(s, args.model, args.limit):
+            print(f"{t.created_at:%Y-%m-%d %H:%M:%S} {t.id} {t.action:10} {t.status:10} {t.model}/{t.model_version}: "
+                  f"{t.reason}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from opsloop.simulate import Scenario, events
+    from streams.publisher import Publisher
+    from streams.topics import Topics
+
+    _, ks, _, _ = _settings()
+    sc = Scenario(model=args.model, n_events=args.events, drift_after=args.drift_after,
+                  drifted=tuple(args.drifted.split(",")) if args.drifted else ())
+    with Publisher(ks.bootstrap_servers, topics=Topics(ks.namespace)) as pub:
+        for e in events(sc):
+            pub.prediction(e)
+    print(f"published {args.events} prediction events for {args.model}")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.schemas import export
+
+    for path in export(Path(args.folder)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from opsloop.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="opsloop", description="Monitoring and feedback loop for ML and LLM models")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    w = sub.add_parser("worker", help="run the stream worker (and the outbox relay)")
+    w.add_argument("--no-relay", action="store_true", help="do not run the outbox relay in this process")
+    w.set_defaults(func=cmd_worker)
+
+    r = sub.add_parser("relay", help="run the outbox relay on its own")
+    r.set_defaults(func=cmd_relay)
+
+    t = sub.add_parser("topics", help="create the versioned topics")
+    t.add_argument("action", choices=["create"])
+    t.add_argument("--partitions", type=int, default=None)
+    t.set_defaults(func=cmd_topics)
+
+    d = sub.add_parser("db", help="database migrations")
+    d.add_argument("action", choices=["upgrade", "downgrade"])
+    d.add_argument("revision", nargs="?")
+    d.set_defaults(func=cmd_db)
+
+    for name, fn in (("findings", cmd_findings), ("triggers", cmd_triggers)):
+        q = sub.add_parser(name, help=f"list stored {name}")
+        q.add_argument("--model")
+        q.add_argument("--limit", type=int, default=50)
+        if name == "findings":
+            q.add_argument("--json", action="store_true")
+        q.set_defaults(func=fn)
+
+    s = sub.add_parser("simulate", help="publish simulated prediction traffic that drifts")
+    s.add_argument("--model", default="credit-risk")
+    s.add_argument("--events", type=int, default=10_000)
+    s.add_argument("--drift-after", type=int, default=6_000)
+    s.add_argument("--drifted", default="x1,x4,country", help="comma-separated features that shift")
+    s.set_defaults(func=cmd_simulate)
+
+    sc = sub.add_parser("schemas", help="export the JSON Schemas of the events")
+    sc.add_argument("action", choices=["export"])
+    sc.add_argument("--folder", default="schemas")
+    sc.set_defaults(func=cmd_schemas)
+
+    demo = sub.add_parser("demo", help="live demo: local broker, worker, relay and a drifting app")
+    demo.add_argument("--events", type=int, default=12_000)
+    demo.add_argument("--rate", type=float, default=400.0, help="events per second the simulated app sends")
+    demo.add_argument("--keep-broker", action="store_true", help="leave the local Kafka broker running")
+    demo.set_defaults(func=cmd_demo)
+
+    try:
+        from opsloop.services.cli import register
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"opsloop: {exc}", file=sys.stderr)
+        return 2
+    except OpsloopError as exc:
+        print(f"opsloop: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

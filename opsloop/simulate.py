@@ -1,0 +1,61 @@
+"""A simulated app: prediction events whose chosen features drift after a while (demo and tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from streams.events import ModelRef, Prediction, PredictionEvent
+
+NUMERIC = tuple(f"x{i}" for i in range(8))
+CATEGORICAL = ("country", "device")
+_COUNTRIES = ("de", "fr", "us", "in", "br")
+_COUNTRY_P = (0.3, 0.2, 0.25, 0.15, 0.1)
+_DEVICES = ("ios", "android", "web")
+_DEVICE_P = (0.4, 0.4, 0.2)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    model: str = "credit-risk"
+    version: str = "1"
+    n_events: int = 10_000
+    drift_after: int = 6_000
+    drifted: Sequence[str] = ("x1", "x4", "country")
+    shift_sd: float = 1.0
+    seed: int = 7
+    start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    step: timedelta = timedelta(milliseconds=200)
+
+
+def events(sc: Scenario) -> Iterator[PredictionEvent]:
+    """Deterministic for a given scenario: the same seed yields the same events (and event ids)."""
+    rng = np.random.default_rng(sc.seed)
+    shift_country = ("de", "fr", "us", "in", "br")
+    drift_country_p = (0.1, 0.2, 0.25, 0.15, 0.3)
+    for i in range(sc.n_events):
+        drifting = i >= sc.drift_after
+        x = rng.normal(0.0, 1.0, len(NUMERIC))
+        feats: dict[str, float | str | None] = {}
+        for j, name in enumerate(NUMERIC):
+            v = float(x[j])
+            if drifting and name in sc.drifted:
+                v += sc.shift_sd
+            feats[name] = round(v, 6)
+        cp = drift_country_p if drifting and "country" in sc.drifted else _COUNTRY_P
+        feats["country"] = str(rng.choice(shift_country, p=cp))
+        dp = (0.1, 0.3, 0.6) if drifting and "device" in sc.drifted else _DEVICE_P
+        feats["device"] = str(rng.choice(_DEVICES, p=dp))
+        score = float(1 / (1 + np.exp(-(x[0] + 0.5 * x[1]))))
+        yield PredictionEvent(
+            event_id=f"{sc.model}-{sc.seed}-{i}",
+            occurred_at=sc.start + i * sc.step,
+            model=ModelRef(name=sc.model, version=sc.version),
+            features=feats,
+            prediction=Prediction(label=int(score > 0.5), probabilities={"1": round(score, 6)}),
+            sensitive={"group": str(rng.choice(("a", "b")))},
+            prediction_id=f"{sc.model}-{sc.seed}-{i}",
+        )

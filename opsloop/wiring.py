@@ -1,0 +1,92 @@
+"""Wiring: settings -> engines, processor, worker app, relay. Called from entry points only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from detectors.drift import FeatureDriftConfig
+from opsloop.settings import DbSettings, KafkaSettings, Settings, WorkerSettings
+from retrain.policy import TriggerPolicy
+from storage.db import make_engine, migrate, session_factory
+from streams.model_stream import StreamConfig
+from streams.processor import BatchProcessor, ProcessorConfig
+from streams.topics import Topics
+from streams.worker import WorkerConfig
+
+_SECRET_RE = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database URL before it is printed or logged."""
+    return _SECRET_RE.sub(r"\1***\3", url)
+
+
+class _RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = redact_url(record.msg)
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_RedactSecrets())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("kafka", "aiokafka", "faust", "mode", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+@dataclass
+class Database:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def database(db: DbSettings, *, upgrade: bool = True) -> Database:
+    engine = make_engine(db.resolved_url(), echo=db.echo)
+    if upgrade:
+        migrate(engine)
+    return Database(engine, session_factory(engine))
+
+
+def processor(sessions: sessionmaker[Session], ks: KafkaSettings, ws: WorkerSettings) -> BatchProcessor:
+    stream = StreamConfig(window_kind=ws.window_kind, window_size=ws.window_size, window_seconds=ws.window_seconds,
+                          allowed_lateness_s=ws.allowed_lateness_s, reference_size=ws.reference_size,
+                          drift=FeatureDriftConfig(alpha=ws.drift_alpha, correction=ws.drift_correction))
+    policy = TriggerPolicy(action="retrain", cooldown_s=ws.trigger_cooldown_s)
+    return BatchProcessor(sessions, ProcessorConfig(consumer_group=ws.app_id, stream=stream, policy=policy,
+                                                    topics=Topics(ks.namespace)))
+
+
+def worker_config(ks: KafkaSettings, ws: WorkerSettings) -> WorkerConfig:
+    return WorkerConfig(app_id=ws.app_id, bootstrap_servers=ks.bootstrap_servers, partitions=ks.partitions,
+                        batch_size=ws.batch_size, batch_within_s=ws.batch_within_s,
+                        topics=Topics(ks.namespace))
+
+
+def home(settings: Settings) -> str:
+    os.makedirs(settings.home, exist_ok=True)
+    return str(settings.home)
+
+
+def ensure_topics(ks: KafkaSettings, partitions: int | None = None) -> list[str]:
+    from streams.admin import ensure_topics as _ensure
+
+    return _ensure(ks.bootstrap_servers, partitions or ks.partitions, ks.replication_factor,
+                   names=Topics(ks.namespace).all())
+
+
+def relay(sessions: sessionmaker[Session], ks: KafkaSettings):  # type: ignore[no-untyped-def]
+    from retrain.relay import Relay
+
+    return Relay(sessions, ks.bootstrap_servers, triggers_topic=Topics(ks.namespace).triggers)

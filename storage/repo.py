@@ -1,0 +1,189 @@
+"""Repository functions. They take a ``Session`` and never commit: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.models import (
+    Finding,
+    ModelState,
+    OutboxMessage,
+    PartitionOffset,
+    Reference,
+    Trigger,
+    Window,
+    utcnow,
+)
+
+
+class StaleStateError(Exception):
+    """Another worker changed a model's state since we read it: roll back, reload, re-apply."""
+
+
+def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
+    """Insert a row unless its unique key exists; True when inserted. Same on SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two dialects are supported
+        raise NotImplementedError(dialect)
+    return bool(session.execute(stmt).rowcount)
+
+
+# --- consumer offsets -------------------------------------------------------------------------------
+
+
+def load_offsets(session: Session, group: str, topic_partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    tps = list(set(topic_partitions))
+    if not tps:
+        return {}
+    rows = session.execute(
+        select(PartitionOffset.topic, PartitionOffset.partition, PartitionOffset.offset).where(
+            PartitionOffset.consumer_group == group,
+            tuple_(PartitionOffset.topic, PartitionOffset.partition).in_(tps),
+        )
+    )
+    return {(t, p): o for t, p, o in rows}
+
+
+def save_offsets(session: Session, group: str, offsets: Mapping[tuple[str, int], int],
+                 known: Mapping[tuple[str, int], int]) -> None:
+    now = utcnow()
+    for (topic, partition), offset in offsets.items():
+        if (topic, partition) in known:
+            session.execute(
+                update(PartitionOffset)
+                .where(PartitionOffset.consumer_group == group, PartitionOffset.topic == topic,
+                       PartitionOffset.partition == partition)
+                .values(offset=offset, updated_at=now)
+            )
+        else:
+            session.add(PartitionOffset(consumer_group=group, topic=topic, partition=partition, offset=offset,
+                                        updated_at=now))
+
+
+# --- model state --------------------------------------------------------------------------------------
+
+
+def load_revisions(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    ks = list(set(keys))
+    if not ks:
+        return {}
+    rows = session.execute(
+        select(ModelState.model, ModelState.model_version, ModelState.revision).where(
+            tuple_(ModelState.model, ModelState.model_version).in_(ks)
+        )
+    )
+    return {(m, v): r for m, v, r in rows}
+
+
+def load_states(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+    ks = list(set(keys))
+    if not ks:
+        return {}
+    rows = session.execute(
+        select(ModelState.model, ModelState.model_version, ModelState.revision, ModelState.state).where(
+            tuple_(ModelState.model, ModelState.model_version).in_(ks)
+        )
+    )
+    return {(m, v): (r, s) for m, v, r, s in rows}
+
+
+def save_state(session: Session, key: tuple[str, str], state: dict[str, Any], expected_revision: int | None) -> int:
+    """Write a model's state if nobody else did since ``expected_revision``; returns the new revision."""
+    model, version = key
+    if expected_revision is None:
+        inserted = insert_ignore(session, ModelState.__table__, dict(model=model, model_version=version, revision=1,
+                                                                       state=state, updated_at=utcnow()))
+        if not inserted:
+            raise StaleStateError(f"state of {model}/{version} was created concurrently")
+        return 1
+    result = session.execute(
+        update(ModelState)
+        .where(ModelState.model == model, ModelState.model_version == version,
+               ModelState.revision == expected_revision)
+        .values(state=state, revision=expected_revision + 1, updated_at=utcnow())
+    )
+    if result.rowcount != 1:
+        raise StaleStateError(f"state of {model}/{version} moved past revision {expected_revision}")
+    return expected_revision + 1
+
+
+# --- references, windows, findings, triggers ----------------------------------------------------------
+
+
+def add_reference(session: Session, *, model: str, model_version: str, source: str, n_rows: int,
+                  profile: dict[str, Any]) -> Reference:
+    latest = session.execute(
+        select(Reference.version).where(Reference.model == model, Reference.model_version == model_version)
+        .order_by(Reference.version.desc()).limit(1)
+    ).scalar()
+    ref = Reference(model=model, model_version=model_version, version=(latest or 0) + 1, source=source,
+                    n_rows=n_rows, profile=profile, created_at=utcnow())
+    session.add(ref)
+    session.flush()
+    return ref
+
+
+def get_reference(session: Session, reference_id: int) -> Reference | None:
+    return session.get(Reference, reference_id)
+
+
+def add_window(session: Session, **values: Any) -> int:
+    w = Window(created_at=utcnow(), **values)
+    session.add(w)
+    session.flush()
+    return w.id
+
+
+def add_finding(session: Session, **values: Any) -> bool:
+    """Insert-or-ignore on ``finding_key``: the same finding is never stored twice."""
+    values.setdefault("created_at", utcnow())
+    return insert_ignore(session, Finding.__table__, values)
+
+
+def add_trigger(session: Session, **values: Any) -> bool:
+    """Insert-or-ignore on ``dedupe_key``: racing workers create one trigger."""
+    now = utcnow()
+    values.setdefault("created_at", now)
+    values.setdefault("updated_at", now)
+    return insert_ignore(session, Trigger.__table__, values)
+
+
+def add_outbox(session: Session, *, message_id: str, topic: str, key: str | None, payload: dict[str, Any]) -> bool:
+    return insert_ignore(session, OutboxMessage.__table__,
+                         dict(message_id=message_id, topic=topic, key=key, payload=payload, created_at=utcnow()))
+
+
+def fetch_unpublished(session: Session, limit: int = 500) -> Sequence[OutboxMessage]:
+    return session.scalars(
+        select(OutboxMessage).where(OutboxMessage.published_at.is_(None)).order_by(OutboxMessage.id).limit(limit)
+    ).all()
+
+
+def mark_published(session: Session, ids: Sequence[int], when: datetime | None = None) -> None:
+    if ids:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(ids)))
+                        .values(published_at=when or utcnow()))
+
+
+def list_findings(session: Session, model: str | None = None, limit: int = 100) -> Sequence[Finding]:
+    q = select(Finding).order_by(Finding.id.desc()).limit(limit)
+    if model:
+        q = q.where(Finding.model == model)
+    return session.scalars(q).all()
+
+
+def list_triggers(session: Session, model: str | None = None, limit: int = 100) -> Sequence[Trigger]:
+    q = select(Trigger).order_by(Trigger.created_at.desc()).limit(limit)
+    if model:
+        q = q.where(Trigger.model == model)
+    return session.scalars(q).all()

@@ -1,0 +1,235 @@
+"""One model version's stream: warm-up reference, tumbling windows (by count or event time), drift and policy.
+
+The whole state round-trips through JSON (``to_state`` / ``restore``) and is saved with every batch, in the
+same transaction as the offsets, so a restarted or rebalanced worker continues exactly where it left off.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
+from detectors.base import Status
+from retrain.policy import PolicyState, TriggerPolicy, decide, trigger_id
+from storage import repo
+from streams.topics import Topics
+from streams.columns import infer_kinds, to_columns
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from streams.events import PredictionEvent
+    from streams.processor import BatchResult, Record
+
+log = logging.getLogger(__name__)
+
+DRIFT_DETECTOR = "drift.features"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    window_kind: Literal["count", "time"] = "count"
+    window_size: int = 1000
+    window_seconds: float = 300.0
+    allowed_lateness_s: float = 60.0
+    reference_size: int = 2000
+    drift: FeatureDriftConfig = field(default_factory=FeatureDriftConfig)
+
+
+_PROFILES: dict[int, ReferenceProfile] = {}
+
+
+def _profile(session: Session, reference_id: int) -> ReferenceProfile:
+    prof = _PROFILES.get(reference_id)
+    if prof is None:
+        ref = repo.get_reference(session, reference_id)
+        if ref is None:
+            raise LookupError(f"reference {reference_id} is missing")
+        prof = ReferenceProfile.from_dict(ref.profile)
+        if len(_PROFILES) > 1000:
+            _PROFILES.clear()
+        _PROFILES[reference_id] = prof
+    return prof
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+class ModelStream:
+    def __init__(self, key: tuple[str, str], state: dict[str, Any], config: StreamConfig,
+                 policy: TriggerPolicy, topics: Topics) -> None:
+        self.model, self.version = key
+        self.topics = topics
+        self.s = state
+        self.config = config
+        self.policy = policy
+
+    # -- persistence ----------------------------------------------------------------------------------
+
+    @classmethod
+    def restore(cls, key: tuple[str, str], raw: dict[str, Any] | None, config: StreamConfig,
+                policy: TriggerPolicy, topics: Topics) -> ModelStream:
+        state = raw if raw is not None else {"phase": "warmup", "warmup_rows": [], "events": 0,
+                                             "late_dropped": 0, "policy": None, "windows": {}}
+        return cls(key, copy.deepcopy(state), config, policy, topics)
+
+    def copy(self) -> ModelStream:
+        return ModelStream((self.model, self.version), copy.deepcopy(self.s), self.config, self.policy,
+                           self.topics)
+
+    def to_state(self) -> dict[str, Any]:
+        return self.s
+
+    # -- applying events ------------------------------------------------------------------------------
+
+    def apply(self, session: Session, items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult) -> None:
+        self.s["events"] += len(items)
+        rest = list(items)
+        if self.s["phase"] == "warmup":
+            need = self.config.reference_size - len(self.s["warmup_rows"])
+            self.s["warmup_rows"].extend(dict(e.features) for _, e in rest[:need])
+            rest = rest[need:]
+            if len(self.s["warmup_rows"]) >= self.config.reference_size:
+                self._build_reference(session)
+        if not rest:
+            return
+        prof = _profile(session, self.s["reference_id"])
+        if self.config.window_kind == "count":
+            self._apply_count(session, prof, rest, res)
+        else:
+            self._apply_time(session, prof, rest, res)
+
+    def _build_reference(self, session: Session) -> None:
+        rows = self.s.pop("warmup_rows")
+        kinds = infer_kinds(rows)
+        cols, _ = to_columns(rows, kinds)
+        profile = build_profile(cols, kinds)
+        ref = repo.add_reference(session, model=self.model, model_version=self.version, source="warmup",
+                                 n_rows=len(rows), profile=profile.to_dict())
+        _PROFILES[ref.id] = profile
+        self.s.update(phase="monitor", reference_id=ref.id, reference_version=ref.version, kinds=kinds)
+        log.info("model %s/%s: reference v%d built from the first %d events", self.model, self.version,
+                 ref.version, len(rows))
+
+    def _update(self, prof: ReferenceProfile, w: dict[str, Any],
+                chunk: Sequence[tuple[Record, PredictionEvent]]) -> None:
+        cols, type_errors = to_columns([e.features for _, e in chunk], self.s["kinds"])
+        sketch = WindowSketch.from_dict(w["sketch"], prof) if w.get("sketch") else WindowSketch.empty(prof)
+        w["sketch"] = sketch.update(cols).to_dict()
+        w["n"] += len(chunk)
+        for name, k in type_errors.items():
+            w["type_errors"][name] = w["type_errors"].get(name, 0) + k
+        times = [e.occurred_at for _, e in chunk]
+        lo, hi = min(times), max(times)
+        w["first_at"] = _iso(min(lo, _dt(w["first_at"]) or lo))
+        w["last_at"] = _iso(max(hi, _dt(w["last_at"]) or hi))
+
+    @staticmethod
+    def _new_window(index: int) -> dict[str, Any]:
+        return {"index": index, "n": 0, "sketch": None, "type_errors": {}, "first_at": None, "last_at": None}
+
+    def _apply_count(self, session: Session, prof: ReferenceProfile,
+                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult) -> None:
+        size = self.config.window_size
+        w = self.s["windows"].get("count") or self._new_window(0)
+        i = 0
+        while i < len(items):
+            take = min(size - w["n"], len(items) - i)
+            self._update(prof, w, items[i:i + take])
+            i += take
+            if w["n"] >= size:
+                self._close(session, prof, "count", w, _dt(w["first_at"]), _dt(w["last_at"]), res)
+                w = self._new_window(w["index"] + 1)
+        self.s["windows"]["count"] = w
+
+    def _apply_time(self, session: Session, prof: ReferenceProfile,
+                    items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult) -> None:
+        span = self.config.window_seconds
+        open_w: dict[str, dict[str, Any]] = self.s["windows"].setdefault("time", {})
+        closed_below = self.s.get("time_closed_below")  # window indexes below this are closed
+        buckets: dict[int, list[tuple[Record, PredictionEvent]]] = {}
+        for rec, e in items:
+            idx = math.floor(e.occurred_at.timestamp() / span)
+            if closed_below is not None and idx < closed_below:
+                self.s["late_dropped"] += 1
+                continue
+            buckets.setdefault(idx, []).append((rec, e))
+        for idx in sorted(buckets):
+            w = open_w.get(str(idx)) or self._new_window(idx)
+            self._update(prof, w, buckets[idx])
+            open_w[str(idx)] = w
+        max_seen = max([e.occurred_at.timestamp() for _, e in items] + [self.s.get("max_event_ts") or -math.inf])
+        self.s["max_event_ts"] = max_seen
+        watermark = max_seen - self.config.allowed_lateness_s
+        for key in sorted(open_w, key=int):
+            idx = int(key)
+            end = (idx + 1) * span
+            if end > watermark:
+                break
+            w = open_w.pop(key)
+            start_at = datetime.fromtimestamp(idx * span, tz=timezone.utc)
+            end_at = datetime.fromtimestamp(end, tz=timezone.utc)
+            self._close(session, prof, "time", w, start_at, end_at, res)
+            self.s["time_closed_below"] = idx + 1
+
+    # -- closing a window -----------------------------------------------------------------------------
+
+    def _close(self, session: Session, prof: ReferenceProfile, kind: str, w: dict[str, Any],
+               start_at: datetime | None, end_at: datetime | None, res: BatchResult) -> None:
+        sketch = WindowSketch.from_dict(w["sketch"], prof) if w["sketch"] else WindowSketch.empty(prof)
+        result = evaluate_drift(prof, sketch, self.config.drift)
+        summary = result.to_dict()
+        stats = {"drift": summary, "type_errors": w["type_errors"], "n": w["n"]}
+        window_id = repo.add_window(session, model=self.model, model_version=self.version, kind=kind,
+                                    window_index=w["index"], start_at=start_at, end_at=end_at, n_events=w["n"],
+                                    reference_id=self.s["reference_id"], stats=stats)
+        res.windows += 1
+        drifted = result.status == Status.DRIFT
+        finding_ids: list[str] = []
+        if drifted:
+            key = f"{self.model}:{self.version}:{DRIFT_DETECTOR}:{kind}:{w['index']}"
+            feats = list(result.drifted_features)
+            text = (f"drift in {len(feats)} of {len(result.scores)} features of {self.model} v{self.version}: "
+                    f"{', '.join(feats)} (window {kind} #{w['index']}, {w['n']} events, reference "
+                    f"v{self.s['reference_version']})")
+            severity = "critical" if result.share_drifted >= 0.5 else "warn"
+            details = {"drifted_features": feats, "share_drifted": result.share_drifted, "window_index": w["index"],
+                       "window_kind": kind, "reference_version": self.s["reference_version"], "result": summary}
+            if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
+                                window_id=window_id, detector=DRIFT_DETECTOR, status=str(result.status.value),
+                                severity=severity, score=result.share_drifted, summary=text, details=details,
+                                reference_id=self.s["reference_id"]):
+                res.findings += 1
+                repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
+                    "id": key, "model": self.model, "model_version": self.version, "detector": DRIFT_DETECTOR,
+                    "status": "drift", "severity": severity, "summary": text, "drifted_features": feats,
+                    "window": {"kind": kind, "index": w["index"], "start_at": _iso(start_at),
+                               "end_at": _iso(end_at), "n_events": w["n"]}})
+            finding_ids.append(key)
+        at = end_at or datetime.now(timezone.utc)
+        decision = decide(self.policy, PolicyState.from_dict(self.s.get("policy")), drifted, at)
+        self.s["policy"] = decision.state.to_dict()
+        if decision.fire:
+            dedupe = f"{self.model}:{self.version}:{self.policy.action}:{kind}:{w['index']}"
+            tid = trigger_id(dedupe)
+            if repo.add_trigger(session, id=tid, dedupe_key=dedupe, model=self.model, model_version=self.version,
+                                action=self.policy.action, status="pending", reason=decision.reason,
+                                finding_ids={"findings": finding_ids}):
+                res.triggers += 1
+                repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model, payload={
+                    "id": tid, "dedupe_key": dedupe, "action": self.policy.action, "model": self.model,
+                    "model_version": self.version, "reason": decision.reason, "findings": finding_ids,
+                    "window": {"kind": kind, "index": w["index"], "end_at": _iso(end_at)}})
+                log.info("trigger %s (%s) for %s/%s: %s", tid, self.policy.action, self.model, self.version,
+                         decision.reason)

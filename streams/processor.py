@@ -1,0 +1,206 @@
+"""Apply a batch of raw Kafka records to storage in one transaction.
+
+No Kafka here: the worker hands over records (topic, partition, offset, key, value) and this module decodes,
+dead-letters, windows, runs detectors and writes stats, findings, triggers and outbox rows together with the
+offsets it applied. Replays at or below a stored offset are skipped, so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from retrain.policy import TriggerPolicy
+from storage import repo
+from storage.repo import StaleStateError
+from streams.topics import Topics
+from streams.events import PredictionEvent
+from streams.model_stream import ModelStream, StreamConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    windows: int = 0
+    findings: int = 0
+    triggers: int = 0
+    attempts: int = 1
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class InfrastructureError(Exception):
+    """The database is unreachable or failing: retry the same batch later, never dead-letter."""
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    consumer_group: str
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    policy: TriggerPolicy = field(default_factory=TriggerPolicy)
+    topics: Topics = field(default_factory=Topics)
+
+
+def _reason(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """A short reason and the errors without the offending input (it may hold personal data)."""
+    errors = [{"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"], "msg": e["msg"]}
+              for e in exc.errors(include_input=False, include_url=False)[:10]]
+    types = {e["type"] for e in errors}
+    if types & {"json_invalid", "json_type"}:
+        return "invalid_json", errors
+    if "literal_error" in types and any(e["loc"] == "schema_version" for e in errors):
+        return "unsupported_schema_version", errors
+    if "missing" in types:
+        return "missing_field", errors
+    if "extra_forbidden" in types:
+        return "unknown_field", errors
+    return "schema_violation", errors
+
+
+def dead_letter_payload(rec: Record, reason: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "reason": reason,
+        "errors": errors,
+        "origin": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+                   "timestamp_ms": rec.timestamp_ms},
+        "key_b64": base64.b64encode(rec.key).decode() if rec.key is not None else None,
+        "value_b64": base64.b64encode(rec.value).decode() if rec.value is not None else None,
+        "value_size": len(rec.value) if rec.value is not None else 0,
+    }
+
+
+class BatchProcessor:
+    """Holds caches (model states by revision, reference profiles); all truth lives in the database."""
+
+    def __init__(self, sessions: sessionmaker[Session], config: ProcessorConfig) -> None:
+        self.sessions = sessions
+        self.config = config
+        self._streams: dict[tuple[str, str], tuple[int, ModelStream]] = {}
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    def process(self, records: Sequence[Record], max_stale_retries: int = 20) -> BatchResult:
+        """Apply ``records`` exactly once. Raises ``InfrastructureError`` when the database fails."""
+        for attempt in range(1, max_stale_retries + 1):
+            try:
+                result = self._apply(records)
+                result.attempts = attempt
+                return result
+            except StaleStateError as exc:
+                log.info("state moved under us (%s); reloading and re-applying", exc)
+                self._streams.clear()
+            except (OperationalError, DBAPIError) as exc:
+                self._streams.clear()
+                raise InfrastructureError(str(exc).splitlines()[0]) from exc
+        raise InfrastructureError(f"model state kept moving for {max_stale_retries} attempts")
+
+    def forget(self) -> None:
+        """Drop caches, e.g. when partitions are revoked."""
+        self._streams.clear()
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _apply(self, records: Sequence[Record]) -> BatchResult:
+        res = BatchResult()
+        group = self.config.consumer_group
+        staged: dict[tuple[str, str], tuple[int | None, ModelStream]] = {}
+        with self.sessions() as session, session.begin():
+            known = repo.load_offsets(session, group, {(r.topic, r.partition) for r in records})
+            new_offsets: dict[tuple[str, int], int] = {}
+            per_model: dict[tuple[str, str], list[tuple[Record, PredictionEvent]]] = defaultdict(list)
+            for rec in records:
+                tp = (rec.topic, rec.partition)
+                if rec.offset <= known.get(tp, -1) or rec.offset <= new_offsets.get(tp, -1):
+                    res.skipped += 1
+                    continue
+                new_offsets[tp] = rec.offset
+                event = self._decode(session, rec, res)
+                if event is not None:
+                    per_model[(event.model.name, event.model.version)].append((rec, event))
+                    res.applied += 1
+
+            if per_model:
+                revisions = repo.load_revisions(session, per_model)
+                stale = [k for k in per_model if k not in self._streams or self._streams[k][0] != revisions.get(k)]
+                loaded = repo.load_states(session, stale)
+                for key, items in per_model.items():
+                    if key in stale:
+                        rev, raw = loaded.get(key, (None, None))
+                        stream = ModelStream.restore(key, raw, self.config.stream, self.config.policy,
+                                                     self.config.topics)
+                    else:
+                        rev, cached = self._streams[key]
+                        stream = cached.copy()
+                    t0 = time.perf_counter()
+                    stream.apply(session, items, res)
+                    log.debug("model %s/%s: %d events in %.1f ms", *key, len(items),
+                              (time.perf_counter() - t0) * 1e3)
+                    staged[key] = (rev, stream)
+                for key, (rev, stream) in staged.items():
+                    new_rev = repo.save_state(session, key, stream.to_state(), rev)
+                    staged[key] = (new_rev, stream)
+
+            repo.save_offsets(session, group, new_offsets, known)
+        for key, (rev, stream) in staged.items():
+            assert rev is not None
+            self._streams[key] = (rev, stream)
+        return res
+
+    def _decode(self, session: Session, rec: Record, res: BatchResult) -> PredictionEvent | None:
+        reason: str
+        errors: list[dict[str, Any]]
+        if rec.value is None:
+            reason, errors = "empty_value", [{"msg": "record has no value (tombstone)"}]
+        else:
+            try:
+                return PredictionEvent.model_validate_json(rec.value)
+            except ValidationError as exc:
+                reason, errors = _reason(exc)
+            except (ValueError, RecursionError) as exc:  # pragma: no cover - pydantic-core wraps most errors
+                reason, errors = "undecodable", [{"msg": type(exc).__name__}]
+        res.dead_lettered += 1
+        res.reasons[reason] = res.reasons.get(reason, 0) + 1
+        log.warning("dead letter %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
+        repo.add_outbox(session, message_id=f"dlq:{rec.topic}:{rec.partition}:{rec.offset}", topic=self.config.topics.dlq,
+                        key=f"{rec.topic}:{rec.partition}", payload=dead_letter_payload(rec, reason, errors))
+        return None
+
+
+def retry_forever(fn: Callable[[], BatchResult], *, sleep: Callable[[float], None] = time.sleep,
+                  base: float = 0.5, cap: float = 30.0, on_retry: Callable[[int, Exception], None] | None = None
+                  ) -> BatchResult:
+    """Run ``fn`` until it stops raising ``InfrastructureError``, with capped exponential backoff."""
+    delay = base
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except InfrastructureError as exc:
+            attempt += 1
+            if on_retry:
+                on_retry(attempt, exc)
+            log.warning("storage unavailable (attempt %d, retry in %.1fs): %s", attempt, delay, exc)
+            sleep(delay)
+            delay = min(cap, delay * 2)

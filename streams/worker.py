@@ -1,0 +1,79 @@
+"""The faust-streaming worker: consumes predictions in batches and hands them to the batch processor.
+
+faust gives us the consumer group (rebalancing, scale-out by partitions) and at-least-once offset commits;
+the processor makes storage effectively-once. Work that blocks (SQL, numpy) runs in a thread so the event
+loop keeps heartbeating while a batch is applied or while storage is down and we retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streams.topics import Topics
+from streams.processor import BatchProcessor, BatchResult, Record, retry_forever
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    app_id: str
+    bootstrap_servers: str
+    partitions: int
+    batch_size: int = 1000
+    batch_within_s: float = 1.0
+    topics: Topics = Topics()
+
+
+def make_app(config: WorkerConfig, processor: BatchProcessor,
+             on_batch: Callable[[BatchResult], None] | None = None) -> faust.App:
+    app = faust.App(
+        config.app_id,
+        broker=f"kafka://{config.bootstrap_servers}",
+        store="memory://",
+        topic_partitions=config.partitions,
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,       # the project creates its topics (`opsloop topics create`)
+        topic_disable_leader=True,       # no leader-only timers: no internal __assignor-__leader topic
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, config.batch_size * 2),
+        producer_acks=-1,
+    )
+    source = app.topic(config.topics.predictions, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=config.partitions)
+
+    @app.agent(source, concurrency=1)
+    async def predictions(stream: Any) -> None:
+        async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
+            records = [
+                Record(topic=e.message.topic, partition=e.message.partition, offset=e.message.offset,
+                       key=e.message.key, value=e.message.value,
+                       timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None)
+                for e in events
+            ]
+            result = await asyncio.to_thread(retry_forever, lambda: processor.process(records))
+            log.info("batch of %d from %s: applied=%d skipped=%d dead=%d windows=%d findings=%d triggers=%d",
+                     len(records), config.topics.predictions, result.applied, result.skipped, result.dead_lettered,
+                     result.windows, result.findings, result.triggers)
+            if on_batch:
+                on_batch(result)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        processor.forget()
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        mine = sorted(tp.partition for tp in assigned if tp.topic == config.topics.predictions)
+        log.info("assigned %d partitions of %s: %s", len(mine), config.topics.predictions, mine)
+
+    return app
