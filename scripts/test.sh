@@ -6,9 +6,10 @@ bash scripts/setup.sh || exit $?
 
 started_kafka=""
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  # started here, found by the tests' fixture (which would start it too); not exported, so the tests that
+  # restart the project's own broker run
   .venv/bin/python -m opsloop.services.kafka start || exit $?
   started_kafka=1
-  export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092
 fi
 if [ -z "${OPSLOOP_TEST_PG_URL:-}" ]; then
   .venv/bin/python -m opsloop.services.postgres start || exit $?

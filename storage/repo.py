@@ -35,7 +35,8 @@ def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> 
         stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - only the two dialects are supported
         raise NotImplementedError(dialect)
-    return bool(session.execute(stmt).rowcount)
+    # RETURNING, not rowcount: with implicit RETURNING of the key, psycopg reports rowcount -1
+    return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
 # --- consumer offsets -------------------------------------------------------------------------------

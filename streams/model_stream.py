@@ -38,7 +38,7 @@ class StreamConfig:
     window_size: int = 1000
     window_seconds: float = 300.0
     allowed_lateness_s: float = 60.0
-    reference_size: int = 2000
+    reference_size: int = 5000
     drift: FeatureDriftConfig = field(default_factory=FeatureDriftConfig)
 
 

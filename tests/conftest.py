@@ -38,7 +38,9 @@ def kafka_bootstrap() -> Iterator[str]:
     if _docker_available():
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kc:
+        from opsloop.services.versions import KAFKA_VERSION
+
+        with KafkaContainer(f"apache/kafka:{KAFKA_VERSION}").with_kraft() as kc:
             yield kc.get_bootstrap_server()
         return
     from opsloop.services import kafka as local_kafka

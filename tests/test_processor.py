@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from detectors.drift import FeatureDriftConfig
 from opsloop.simulate import Scenario, events
 from retrain.policy import TriggerPolicy
 from storage.models import Finding, ModelState, OutboxMessage, PartitionOffset, Trigger, Window
@@ -19,7 +18,7 @@ from tests.helpers import MALFORMED, chunks, records
 
 CONFIG = ProcessorConfig(
     consumer_group="test",
-    stream=StreamConfig(window_kind="count", window_size=1000, reference_size=2000, drift=FeatureDriftConfig()),
+    stream=StreamConfig(window_kind="count", window_size=1000, reference_size=2000),
     policy=TriggerPolicy(action="retrain", cooldown_s=3600),
 )
 SCENARIO = Scenario(n_events=8000, drift_after=5000, drifted=("x1", "x4", "country"))

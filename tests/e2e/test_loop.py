@@ -12,16 +12,17 @@ import pytest
 from kafka.partitioner.default import murmur2
 
 from opsloop.simulate import Scenario, events
-from streams.processor import BatchProcessor, ProcessorConfig
+from opsloop import wiring
+from opsloop.settings import KafkaSettings, WorkerSettings
 from tests.e2e.harness import Loop, publish_all, wait_for
 from tests.helpers import MALFORMED, chunks, records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 
 SHIFTED = ("country", "x1", "x4")
-SCENARIO = Scenario(n_events=10_000, drift_after=6_000, drifted=SHIFTED)
-# reference: events 0-1999; windows of 1000: #0..#7; the shift at event 6000 drifts windows #4..#7
-EXPECTED = [(f"credit-risk:1:drift.features:count:{i}", SHIFTED) for i in range(4, 8)]
+SCENARIO = Scenario(n_events=12_000, drift_after=8_000, drifted=SHIFTED)
+# default settings: reference = events 0-4999; windows of 1000: #0..#6; the shift at event 8000 drifts #3..#6
+EXPECTED = [(f"credit-risk:1:drift.features:count:{i}", SHIFTED) for i in range(3, 7)]
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_sigkill_mid_stream_changes_nothing(loop: Loop) -> None:
     loop.relay()
     with loop.publisher() as pub:
         n = publish_all(pub, _values(SCENARIO), loop.topics.predictions)
-    for stop_at in (2_500, 6_700):  # once in the warm-up, once right after the drift started
+    for stop_at in (3_500, 8_700):  # once in the warm-up, once right after the drift started
         w = loop.worker()
         wait_for(lambda: loop.applied_offsets() >= stop_at, 240, f"{stop_at} applied")
         loop.kill(w)
@@ -102,7 +103,7 @@ def test_sigkill_mid_stream_changes_nothing(loop: Loop) -> None:
 
         state = s.scalar(select(ModelState.state))
         assert state["events"] == n  # every event counted exactly once
-        assert [w.window_index for w in s.scalars(select(Window).order_by(Window.window_index))] == list(range(8))
+        assert [w.window_index for w in s.scalars(select(Window).order_by(Window.window_index))] == list(range(7))
 
 
 def _models_on_distinct_partitions(k: int, partitions: int) -> list[str]:
@@ -117,6 +118,7 @@ def _models_on_distinct_partitions(k: int, partitions: int) -> list[str]:
 
 
 def test_two_workers_split_models_and_agree_with_one(loop: Loop, tmp_path: Path) -> None:
+    loop.extra_env["OPSLOOP_WORKER_REFERENCE_SIZE"] = "2000"
     models = _models_on_distinct_partitions(6, loop.partitions)
     scenarios = [replace(SCENARIO, model=m, n_events=5_000, drift_after=3_500, seed=i,
                          drifted=SHIFTED if i % 2 == 0 else ()) for i, m in enumerate(models)]
@@ -143,7 +145,8 @@ def test_two_workers_split_models_and_agree_with_one(loop: Loop, tmp_path: Path)
     engine = make_engine(f"sqlite:///{tmp_path / 'single.db'}")
     migrate(engine)
     single = session_factory(engine)
-    proc = BatchProcessor(single, ProcessorConfig(consumer_group="single"))
+    # the workers' own configuration, built the way `opsloop worker` builds it
+    proc = wiring.processor(single, KafkaSettings(), WorkerSettings(reference_size=2000))
     for sc in scenarios:
         for batch in chunks(records(events(sc)), 700):
             proc.process(batch)
@@ -155,7 +158,8 @@ def test_two_workers_split_models_and_agree_with_one(loop: Loop, tmp_path: Path)
         expected = sorted((f.finding_key, tuple(sorted(f.details["drifted_features"])))
                           for f in s.scalars(select(Finding)))
     assert loop.findings() == expected
-    assert len(expected) == 3 * 2  # three drifting models, windows #2 and... see scenario: 2 drift windows each
+    # three drifting models; windows #1 (half shifted) and #2 (all shifted) of each
+    assert len(expected) == 3 * 2
     assert loop.trigger_count() == 3
 
     worked = [p for p in sorted(tmp_path.glob("worker-*.log")) if "batch of" in p.read_text(errors="replace")]

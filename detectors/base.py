@@ -1,0 +1,125 @@
+"""Shared vocabulary of detectors: status, named errors, per-feature scores and window results.
+
+Results are values: frozen dataclasses whose ``to_dict()`` is plain JSON-safe data (Python floats and ints,
+NaN and infinities as ``None``), so the stream layer can store and publish them without knowing numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum, StrEnum
+from typing import Any, Literal
+
+import numpy as np
+
+FeatureKind = Literal["numeric", "categorical"]
+NUMERIC: FeatureKind = "numeric"
+CATEGORICAL: FeatureKind = "categorical"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    DRIFT = "drift"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+
+class OpsloopDetectorError(ValueError):
+    """Root of the detectors' named errors."""
+
+
+class ConfigError(OpsloopDetectorError):
+    """A detector or profile was configured with a bad value; raised at construction."""
+
+
+class InputError(OpsloopDetectorError):
+    """Columns break the hand-off contract (lengths differ, a numeric column that is not numbers ...)."""
+
+
+class ProfileMismatchError(OpsloopDetectorError):
+    """A window sketch was used with a reference profile other than the one it was built for."""
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON data: numpy scalars and arrays to Python, NaN and infinities to None, tuples to lists."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Enum):
+        return json_safe(value.value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        return x if math.isfinite(x) else None
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return [json_safe(v) for v in items]
+    raise TypeError(f"not JSON-safe: {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class FeatureScore:
+    """One feature's test in one window.
+
+    ``n_reference`` and ``n_window`` count the non-missing values the test used; ``missing_rate`` is the share
+    of window rows where the feature was missing. ``effect`` names the effect size (``"psi"``).
+    ``extra`` holds the rest: ``js``, ``hellinger``, reference missing rate, moments, unseen categories.
+    """
+
+    feature: str
+    kind: FeatureKind
+    status: Status
+    test: str
+    statistic: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    effect: str
+    effect_value: float | None
+    drifted: bool
+    n_reference: int
+    n_window: int
+    missing_rate: float | None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = json_safe({f.name: getattr(self, f.name) for f in fields(self)})
+        return out
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One window's verdict. ``share_drifted`` is over the features that could be tested (None if none)."""
+
+    detector: str
+    status: Status
+    share_drifted: float | None
+    drifted_features: tuple[str, ...]
+    scores: tuple[FeatureScore, ...]
+    n_window: int
+    config: Mapping[str, Any]
+    unknown_features: tuple[str, ...] = ()
+
+    def score(self, feature: str) -> FeatureScore:
+        for s in self.scores:
+            if s.feature == feature:
+                return s
+        raise KeyError(feature)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector,
+            "status": self.status.value,
+            "share_drifted": json_safe(self.share_drifted),
+            "drifted_features": list(self.drifted_features),
+            "scores": [s.to_dict() for s in self.scores],
+            "n_window": int(self.n_window),
+            "config": json_safe(self.config),
+            "unknown_features": list(self.unknown_features),
+        }
