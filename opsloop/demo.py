@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     settings, ks, dbs, ws = load()
     wiring.setup_logging("WARNING")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     home = Path(wiring.home(settings))
     started_kafka = False
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("OPSLOOP_KAFKA_BOOTSTRAP_SERVERS"):
@@ -69,7 +71,9 @@ def run_demo(args: argparse.Namespace) -> int:
                               stderr=subprocess.STDOUT, start_new_session=True)
     _say(f"worker started (pid {worker.pid}, log {log_path}); database {wiring.redact_url(db_url)}")
 
-    sc = Scenario(model="credit-risk", n_events=args.events, drift_after=int(args.events * 0.55),
+    drift_after = ws.reference_size + 2 * ws.window_size  # two quiet windows after the reference, then drift
+    n_events = args.events or drift_after + 4 * ws.window_size
+    sc = Scenario(model="credit-risk", n_events=n_events, drift_after=drift_after,
                   drifted=("x1", "x4", "country"), start=datetime.now(timezone.utc),
                   step=timedelta(seconds=1.0 / args.rate))
     stop = threading.Event()
@@ -95,7 +99,7 @@ def run_demo(args: argparse.Namespace) -> int:
     consumer = KafkaConsumer(topics.triggers, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              group_id=None, consumer_timeout_ms=200)
     producer_thread = threading.Thread(target=app, daemon=True)
-    _say(f"simulated app sends {args.events} predictions at {args.rate:.0f}/s to {topics.predictions}; the first "
+    _say(f"simulated app sends {n_events} predictions at {args.rate:.0f}/s to {topics.predictions}; the first "
          f"{ws.reference_size} become the reference, then windows of {ws.window_size} are checked")
     producer_thread.start()
     seen_findings: set[int] = set()
@@ -124,9 +128,9 @@ def run_demo(args: argparse.Namespace) -> int:
             if worker.poll() is not None:
                 _say(f"the worker exited with code {worker.returncode}; see {log_path}")
                 return 1
-            if not producer_thread.is_alive() and applied >= args.events and triggers_seen and \
+            if not producer_thread.is_alive() and applied >= n_events and triggers_seen and \
                     n_trig == triggers_seen:
-                _say(f"{_BOLD}done{_END}: {args.events} events, {len(seen_findings)} findings, {triggers_seen} "
+                _say(f"{_BOLD}done{_END}: {n_events} events, {len(seen_findings)} findings, {triggers_seen} "
                      f"trigger. Inspect them with `opsloop findings` / `opsloop triggers` "
                      f"(OPSLOOP_DB_URL={wiring.redact_url(db_url)}).")
                 return 0

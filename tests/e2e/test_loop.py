@@ -147,8 +147,8 @@ def test_two_workers_split_models_and_agree_with_one(loop: Loop, tmp_path: Path)
     single = session_factory(engine)
     # the workers' own configuration, built the way `opsloop worker` builds it
     proc = wiring.processor(single, KafkaSettings(), WorkerSettings(reference_size=2000))
-    for sc in scenarios:
-        for batch in chunks(records(events(sc)), 700):
+    for i, sc in enumerate(scenarios):  # one partition each, as keyed by model on the broker
+        for batch in chunks(records(events(sc), partition=i), 700):
             proc.process(batch)
     from sqlalchemy import select
 
