@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from streams.events import ModelRef, Prediction, PredictionEvent
+from streams.events import FeedbackEvent, ModelRef, Prediction, PredictionEvent
 
 NUMERIC = tuple(f"x{i}" for i in range(8))
 CATEGORICAL = ("country", "device")
@@ -59,3 +59,27 @@ def events(sc: Scenario) -> Iterator[PredictionEvent]:
             sensitive={"group": str(rng.choice(("a", "b")))},
             prediction_id=f"{sc.model}-{sc.seed}-{i}",
         )
+
+
+@dataclass(frozen=True)
+class LabelScenario:
+    """Ground truth for a scenario's predictions: correct with ``accuracy``, then ``degraded_accuracy`` from
+    ``degrade_after`` on; each label arrives ``delay`` after its prediction (in event time)."""
+
+    accuracy: float = 0.9
+    degraded_accuracy: float = 0.9
+    degrade_after: int = 10**12
+    delay: timedelta = timedelta(minutes=10)
+    share: float = 1.0
+    seed: int = 11
+
+
+def feedback(sc: Scenario, ls: LabelScenario) -> Iterator[FeedbackEvent]:
+    rng = np.random.default_rng(ls.seed)
+    for i, e in enumerate(events(sc)):
+        if rng.random() >= ls.share or e.prediction_id is None:
+            continue
+        acc = ls.degraded_accuracy if i >= ls.degrade_after else ls.accuracy
+        truth = e.prediction.label if rng.random() < acc else 1 - int(e.prediction.label or 0)
+        yield FeedbackEvent(event_id=f"fb-{e.event_id}", prediction_id=e.prediction_id, model=e.model,
+                            occurred_at=e.occurred_at + ls.delay, label=truth, source="simulated")

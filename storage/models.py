@@ -127,6 +127,9 @@ class Finding(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     reference_id: Mapped[int | None] = mapped_column(ForeignKey("references.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # a finding revised by late data keeps its key; the revision counts the updates (migration 0003)
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Trigger(Base):
@@ -195,3 +198,56 @@ class WebhookDelivery(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- labels and performance (migration 0003) -------------------------------------------------------------
+
+
+class PredictionLog(Base):
+    """Predictions that carry a ``prediction_id``: what feedback joins to, and what retraining exports."""
+
+    __tablename__ = "predictions_log"
+    __table_args__ = (UniqueConstraint("model", "prediction_id"),
+                      Index("ix_predictions_log_model_time", "model", "model_version", "occurred_at"),
+                      Index("ix_predictions_log_prediction_id", "prediction_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(100))
+    prediction_id: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column()
+    window_kind: Mapped[str] = mapped_column(String(30))
+    window_index: Mapped[int] = mapped_column(BigInteger)
+    y_pred: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    y_pred_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sensitive: Mapped[dict[str, Any]] = mapped_column(JSON)
+    y_true: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    y_true_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    labelled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class PendingLabel(Base):
+    """Feedback that arrived before its prediction was stored; joined when the prediction comes."""
+
+    __tablename__ = "pending_labels"
+    prediction_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    y_true: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    y_true_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WindowPerformance(Base):
+    """Per-window performance counts, revised as labels arrive (optimistic ``revision``)."""
+
+    __tablename__ = "window_performance"
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    window_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    n_predictions: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -39,6 +39,13 @@ def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> 
     return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
+def insert_many_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk insert-or-ignore (one executemany): rows whose unique key exists are skipped."""
+    dialect = session.get_bind().dialect.name
+    mod = postgresql if dialect == "postgresql" else sqlite
+    session.execute(mod.insert(table).on_conflict_do_nothing(), list(rows))
+
+
 # --- consumer offsets -------------------------------------------------------------------------------
 
 
@@ -149,6 +156,12 @@ def add_finding(session: Session, **values: Any) -> bool:
     """Insert-or-ignore on ``finding_key``: the same finding is never stored twice."""
     values.setdefault("created_at", utcnow())
     return insert_ignore(session, Finding.__table__, values)
+
+
+def revise_finding(session: Session, finding_key: str, *, revision: int, **values: Any) -> None:
+    """A finding revised by late data keeps its key: update it in place and count the revision."""
+    session.execute(update(Finding).where(Finding.finding_key == finding_key)
+                    .values(revision=revision, updated_at=utcnow(), **values))
 
 
 def add_trigger(session: Session, **values: Any) -> bool:

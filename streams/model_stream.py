@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRIFT_DETECTOR = "drift.features"
+REFERENCE_WINDOW = "ref"
 
 
 @dataclass(frozen=True)
@@ -93,22 +94,27 @@ class ModelStream:
 
     # -- applying events ------------------------------------------------------------------------------
 
-    def apply(self, session: Session, items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult) -> None:
+    def apply(self, session: Session, items: Sequence[tuple[Record, PredictionEvent]],
+              res: BatchResult) -> list[tuple[PredictionEvent, str, int]]:
+        """Apply events in order; returns each event's window (kind, index): ``("ref", 0)`` in the warm-up."""
         self.s["events"] += len(items)
         rest = list(items)
+        placed: list[tuple[PredictionEvent, str, int]] = []
         if self.s["phase"] == "warmup":
             need = self.config.reference_size - len(self.s["warmup_rows"])
             self.s["warmup_rows"].extend(dict(e.features) for _, e in rest[:need])
+            placed.extend((e, REFERENCE_WINDOW, 0) for _, e in rest[:need])
             rest = rest[need:]
             if len(self.s["warmup_rows"]) >= self.config.reference_size:
                 self._build_reference(session)
         if not rest:
-            return
+            return placed
         prof = _profile(session, self.s["reference_id"])
         if self.config.window_kind == "count":
-            self._apply_count(session, prof, rest, res)
+            self._apply_count(session, prof, rest, res, placed)
         else:
-            self._apply_time(session, prof, rest, res)
+            self._apply_time(session, prof, rest, res, placed)
+        return placed
 
     def _build_reference(self, session: Session) -> None:
         rows = self.s.pop("warmup_rows")
@@ -140,13 +146,15 @@ class ModelStream:
         return {"index": index, "n": 0, "sketch": None, "type_errors": {}, "first_at": None, "last_at": None}
 
     def _apply_count(self, session: Session, prof: ReferenceProfile,
-                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult) -> None:
+                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
+                     placed: list[tuple[PredictionEvent, str, int]]) -> None:
         size = self.config.window_size
         w = self.s["windows"].get("count") or self._new_window(0)
         i = 0
         while i < len(items):
             take = min(size - w["n"], len(items) - i)
             self._update(prof, w, items[i:i + take])
+            placed.extend((e, "count", w["index"]) for _, e in items[i:i + take])
             i += take
             if w["n"] >= size:
                 self._close(session, prof, "count", w, _dt(w["first_at"]), _dt(w["last_at"]), res)
@@ -154,7 +162,8 @@ class ModelStream:
         self.s["windows"]["count"] = w
 
     def _apply_time(self, session: Session, prof: ReferenceProfile,
-                    items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult) -> None:
+                    items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
+                    placed: list[tuple[PredictionEvent, str, int]]) -> None:
         span = self.config.window_seconds
         open_w: dict[str, dict[str, Any]] = self.s["windows"].setdefault("time", {})
         closed_below = self.s.get("time_closed_below")  # window indexes below this are closed
@@ -168,6 +177,7 @@ class ModelStream:
         for idx in sorted(buckets):
             w = open_w.get(str(idx)) or self._new_window(idx)
             self._update(prof, w, buckets[idx])
+            placed.extend((e, "time", idx) for _, e in buckets[idx])
             open_w[str(idx)] = w
         max_seen = max([e.occurred_at.timestamp() for _, e in items] + [self.s.get("max_event_ts") or -math.inf])
         self.s["max_event_ts"] = max_seen

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -23,10 +23,13 @@ from retrain.policy import TriggerPolicy
 from storage import repo
 from storage.repo import StaleStateError
 from streams.topics import Topics
-from streams.events import PredictionEvent
+from streams.events import FeedbackEvent, PredictionEvent
+from streams.labels import LabelConfig, LabelJoin
 from streams.model_stream import ModelStream, StreamConfig
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", PredictionEvent, FeedbackEvent)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class BatchResult:
     windows: int = 0
     findings: int = 0
     triggers: int = 0
+    findings_revised: int = 0
+    labels_applied: int = 0
+    labels_pending: int = 0
+    labels_too_late: int = 0
     attempts: int = 1
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -61,6 +68,7 @@ class ProcessorConfig:
     stream: StreamConfig = field(default_factory=StreamConfig)
     policy: TriggerPolicy = field(default_factory=TriggerPolicy)
     topics: Topics = field(default_factory=Topics)
+    labels: LabelConfig = field(default_factory=LabelConfig)
 
 
 def _reason(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -98,6 +106,7 @@ class BatchProcessor:
         self.sessions = sessions
         self.config = config
         self._streams: dict[tuple[str, str], tuple[int, ModelStream]] = {}
+        self.labels = LabelJoin(config.labels, config.topics)
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -130,13 +139,21 @@ class BatchProcessor:
             known = repo.load_offsets(session, group, {(r.topic, r.partition) for r in records})
             new_offsets: dict[tuple[str, int], int] = {}
             per_model: dict[tuple[str, str], list[tuple[Record, PredictionEvent]]] = defaultdict(list)
+            feedback: list[FeedbackEvent] = []
+            feedback_topic = self.config.topics.feedback
             for rec in records:
                 tp = (rec.topic, rec.partition)
                 if rec.offset <= known.get(tp, -1) or rec.offset <= new_offsets.get(tp, -1):
                     res.skipped += 1
                     continue
                 new_offsets[tp] = rec.offset
-                event = self._decode(session, rec, res)
+                if rec.topic == feedback_topic:
+                    fb = self._decode(session, rec, res, FeedbackEvent)
+                    if fb is not None:
+                        feedback.append(fb)
+                        res.applied += 1
+                    continue
+                event = self._decode(session, rec, res, PredictionEvent)
                 if event is not None:
                     per_model[(event.model.name, event.model.version)].append((rec, event))
                     res.applied += 1
@@ -154,7 +171,8 @@ class BatchProcessor:
                         rev, cached = self._streams[key]
                         stream = cached.copy()
                     t0 = time.perf_counter()
-                    stream.apply(session, items, res)
+                    placed = stream.apply(session, items, res)
+                    self.labels.log_predictions(session, key[0], key[1], placed, res)
                     log.debug("model %s/%s: %d events in %.1f ms", *key, len(items),
                               (time.perf_counter() - t0) * 1e3)
                     staged[key] = (rev, stream)
@@ -162,20 +180,22 @@ class BatchProcessor:
                     new_rev = repo.save_state(session, key, stream.to_state(), rev)
                     staged[key] = (new_rev, stream)
 
+            if feedback:
+                self.labels.apply_feedback(session, feedback, res)
             repo.save_offsets(session, group, new_offsets, known)
         for key, (rev, stream) in staged.items():
             assert rev is not None
             self._streams[key] = (rev, stream)
         return res
 
-    def _decode(self, session: Session, rec: Record, res: BatchResult) -> PredictionEvent | None:
+    def _decode(self, session: Session, rec: Record, res: BatchResult, model: type[E]) -> E | None:
         reason: str
         errors: list[dict[str, Any]]
         if rec.value is None:
             reason, errors = "empty_value", [{"msg": "record has no value (tombstone)"}]
         else:
             try:
-                return PredictionEvent.model_validate_json(rec.value)
+                return model.model_validate_json(rec.value)
             except ValidationError as exc:
                 reason, errors = _reason(exc)
             except (ValueError, RecursionError) as exc:  # pragma: no cover - pydantic-core wraps most errors

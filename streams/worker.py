@@ -48,8 +48,9 @@ def make_app(config: WorkerConfig, processor: BatchProcessor,
         stream_buffer_maxsize=max(4096, config.batch_size * 2),
         producer_acks=-1,
     )
-    source = app.topic(config.topics.predictions, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=config.partitions)
+    # one agent over predictions and feedback: one batch in flight, applied in one transaction
+    source = app.topic(config.topics.predictions, config.topics.feedback, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", partitions=config.partitions)
 
     @app.agent(source, concurrency=1)
     async def predictions(stream: Any) -> None:
@@ -61,9 +62,9 @@ def make_app(config: WorkerConfig, processor: BatchProcessor,
                 for e in events
             ]
             result = await asyncio.to_thread(retry_forever, lambda: processor.process(records))
-            log.info("batch of %d from %s: applied=%d skipped=%d dead=%d windows=%d findings=%d triggers=%d",
-                     len(records), config.topics.predictions, result.applied, result.skipped, result.dead_lettered,
-                     result.windows, result.findings, result.triggers)
+            log.info("batch of %d: applied=%d skipped=%d dead=%d windows=%d findings=%d (revised %d) triggers=%d "
+                     "labels=%d", len(records), result.applied, result.skipped, result.dead_lettered, result.windows,
+                     result.findings, result.findings_revised, result.triggers, result.labels_applied)
             if on_batch:
                 on_batch(result)
 
@@ -73,7 +74,7 @@ def make_app(config: WorkerConfig, processor: BatchProcessor,
 
     @app.on_partitions_assigned.connect
     async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:  # noqa: ARG001
-        mine = sorted(tp.partition for tp in assigned if tp.topic == config.topics.predictions)
+        mine = sorted(tp.partition for tp in assigned if tp.topic == config.topics.predictions)  # feedback: alike
         log.info("assigned %d partitions of %s: %s", len(mine), config.topics.predictions, mine)
 
     return app

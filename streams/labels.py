@@ -1,0 +1,349 @@
+"""Late labels: log predictions, join feedback by ``prediction_id``, revise window performance, watch errors.
+
+Predictions are logged (``predictions_log``) with the window they fell in. Feedback joins to them whenever
+it arrives — before the prediction (kept in ``pending_labels``), minutes or hours after. Each label updates
+the counts of the prediction's window (``window_performance``, optimistic revision) and the window's
+performance finding is revised in place: one finding per window, ``revision`` counting its updates.
+The per-event error stream, in label-arrival order, feeds ADWIN and Page–Hinkley per model version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from sqlalchemy import delete, select, update
+
+from detectors.concept import adwin, page_hinkley
+from detectors.performance import (
+    ClassificationCounts,
+    PerformanceConfig,
+    PerformanceStatus,
+    RegressionSums,
+    evaluate_performance,
+)
+from storage import repo
+from storage.models import PendingLabel, PredictionLog, WindowPerformance, utcnow
+from storage.repo import StaleStateError
+from streams.columns import _as_category
+from streams.topics import Topics
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from streams.events import FeedbackEvent, PredictionEvent
+    from streams.processor import BatchResult
+
+log = logging.getLogger(__name__)
+
+REFERENCE = ("ref", 0)
+CONCEPT = ("concept", 0)
+PERFORMANCE_DETECTOR = "performance"
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    log_predictions: Literal["all", "with_id", "none"] = "all"
+    label_delay_s: float = 7 * 86400.0  # labels arriving later than this after the prediction are ignored
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    concept: bool = True
+
+
+def _positive_label(e: PredictionEvent) -> str | None:
+    probs = e.prediction.probabilities
+    if not probs:
+        return None
+    if len(probs) == 1:
+        return next(iter(probs))
+    for cand in ("1", "true", "yes", "positive"):
+        if cand in probs:
+            return cand
+    return None
+
+
+def _score(e: PredictionEvent, positive: str | None) -> float | None:
+    if positive is None or not e.prediction.probabilities:
+        return None
+    return e.prediction.probabilities.get(positive)
+
+
+@dataclass
+class _Label:
+    y_true: str | None
+    y_true_value: float | None
+    occurred_at: datetime
+
+
+class LabelJoin:
+    def __init__(self, config: LabelConfig, topics: Topics) -> None:
+        self.config = config
+        self.topics = topics
+
+    # -- the prediction side ---------------------------------------------------------------------------
+
+    def log_predictions(self, session: Session, model: str, version: str,
+                        placed: Sequence[tuple[PredictionEvent, str, int]], res: BatchResult) -> None:
+        if self.config.log_predictions == "none" or not placed:
+            return
+        rows: list[dict[str, Any]] = []
+        per_window: dict[tuple[str, int], int] = defaultdict(int)
+        for e, kind, idx in placed:
+            per_window[(kind, idx)] += 1
+            pid = e.prediction_id or (e.event_id if self.config.log_predictions == "all" else None)
+            if pid is None:
+                continue
+            positive = _positive_label(e)
+            rows.append(dict(model=model, model_version=version, prediction_id=pid, occurred_at=e.occurred_at,
+                             window_kind=kind, window_index=idx, y_pred=_as_category(e.prediction.label),
+                             y_pred_value=e.prediction.value, score=_score(e, positive),
+                             features=dict(e.features), sensitive=dict(e.sensitive)))
+        if rows:
+            repo.insert_many_ignore(session, PredictionLog.__table__, rows)
+        perf = _Windows(session, model, version)
+        for (kind, idx), n in per_window.items():
+            perf.get(kind, idx)["n_predictions"] += n
+        ids = [r["prediction_id"] for r in rows]
+        pending = session.scalars(select(PendingLabel).where(PendingLabel.prediction_id.in_(ids))).all() if ids \
+            else []
+        if pending:
+            preds = {p.prediction_id: p for p in session.scalars(select(PredictionLog).where(
+                PredictionLog.model == model, PredictionLog.prediction_id.in_([p.prediction_id for p in pending])))}
+            pairs = [(preds[p.prediction_id], _Label(p.y_true, p.y_true_value, p.occurred_at))
+                     for p in pending if p.prediction_id in preds and p.model in (None, model)]
+            session.execute(delete(PendingLabel).where(PendingLabel.prediction_id.in_(
+                [pr.prediction_id for pr, _ in pairs])))
+            self._apply(session, perf, pairs, res)
+        perf.save()
+
+    # -- the feedback side -----------------------------------------------------------------------------
+
+    def apply_feedback(self, session: Session, feedback: Sequence[FeedbackEvent], res: BatchResult) -> None:
+        latest: dict[str, FeedbackEvent] = {}
+        for f in feedback:  # the last label of a prediction in the batch wins
+            latest[f.prediction_id] = f
+        found: dict[str, list[PredictionLog]] = defaultdict(list)
+        for p in session.scalars(select(PredictionLog).where(PredictionLog.prediction_id.in_(list(latest)))):
+            found[p.prediction_id].append(p)
+        by_model: dict[tuple[str, str], list[tuple[PredictionLog, _Label]]] = defaultdict(list)
+        for pid, f in latest.items():
+            label = _Label(_as_category(f.label), f.value, f.occurred_at)
+            matches = [p for p in found.get(pid, []) if f.model is None or
+                       (p.model == f.model.name and p.model_version == f.model.version)]
+            if not matches:
+                stored = repo.insert_ignore(session, PendingLabel.__table__, dict(
+                    prediction_id=pid, model=f.model.name if f.model else None, y_true=label.y_true,
+                    y_true_value=label.y_true_value, occurred_at=label.occurred_at, created_at=utcnow()))
+                if not stored:
+                    session.execute(update(PendingLabel).where(PendingLabel.prediction_id == pid).values(
+                        y_true=label.y_true, y_true_value=label.y_true_value, occurred_at=label.occurred_at))
+                res.labels_pending += 1
+                continue
+            for p in matches:
+                by_model[(p.model, p.model_version)].append((p, label))
+        for (model, version), pairs in by_model.items():
+            perf = _Windows(session, model, version)
+            self._apply(session, perf, pairs, res)
+            perf.save()
+
+    # -- applying labels -------------------------------------------------------------------------------
+
+    def _apply(self, session: Session, perf: _Windows, pairs: Sequence[tuple[PredictionLog, _Label]],
+               res: BatchResult) -> None:
+        changes: dict[tuple[str, int], _Delta] = defaultdict(_Delta)
+        updates: list[dict[str, Any]] = []
+        losses: list[float] = []
+        for pred, label in pairs:
+            if (label.occurred_at - pred.occurred_at).total_seconds() > self.config.label_delay_s:
+                res.labels_too_late += 1
+                continue
+            delta = changes[(pred.window_kind, pred.window_index)]
+            if pred.labelled_at is not None:  # a corrected label: take the old one out first
+                delta.add(pred, pred.y_true, pred.y_true_value, removed=True)
+            delta.add(pred, label.y_true, label.y_true_value)
+            updates.append({"id": pred.id, "y_true": label.y_true, "y_true_value": label.y_true_value,
+                            "labelled_at": label.occurred_at})
+            loss = _loss(pred, label)
+            if loss is not None:
+                losses.append(loss)
+            res.labels_applied += 1
+        if updates:
+            session.execute(update(PredictionLog), updates)  # bulk UPDATE by primary key
+        for (kind, idx), delta in changes.items():
+            delta.apply(perf.get(kind, idx))
+        if self.config.concept and losses:
+            self._concept(session, perf, losses, res)
+        ref = perf.get(*REFERENCE)
+        for kind, idx in sorted(changes):
+            if (kind, idx) != REFERENCE:
+                self._evaluate(session, perf, kind, idx, ref, res)
+
+    def _evaluate(self, session: Session, perf: _Windows, kind: str, idx: int, ref: dict[str, Any],
+                  res: BatchResult) -> None:
+        w = perf.get(kind, idx)
+        counts = _counts(w)
+        if counts is None:
+            return
+        ref_counts = _counts(ref)
+        if ref_counts is not None and type(ref_counts) is not type(counts):
+            ref_counts = None
+        result = evaluate_performance(counts, ref_counts, max(w["n_predictions"], counts.n_labelled),
+                                      self.config.performance)
+        if result.status == PerformanceStatus.INSUFFICIENT_DATA and "finding" not in w:
+            return  # nothing to say yet: no finding until the window can be judged
+        key = f"{perf.model}:{perf.version}:{PERFORMANCE_DETECTOR}:{kind}:{idx}"
+        details = {"window_kind": kind, "window_index": idx, "result": result.to_dict()}
+        status = result.status.value
+        text = (f"{result.metric} {_fmt(result.value)} vs reference {_fmt(result.reference_value)} on window {kind} "
+                f"#{idx} of {perf.model} v{perf.version} ({result.n_labelled} labels, coverage "
+                f"{_fmt(result.label_coverage)}): {status}")
+        severity = "critical" if result.status == PerformanceStatus.DEGRADED else "info"
+        revision = w.get("finding", -1) + 1
+        if revision == 0:
+            repo.add_finding(session, finding_key=key, model=perf.model, model_version=perf.version, window_id=None,
+                             detector=PERFORMANCE_DETECTOR, status=status, severity=severity, score=result.value,
+                             summary=text, details=details, revision=0)
+            res.findings += 1
+        else:
+            repo.revise_finding(session, key, revision=revision, status=status, severity=severity,
+                                score=result.value, summary=text, details=details)
+            res.findings_revised += 1
+        w["finding"] = revision
+        if result.status == PerformanceStatus.DEGRADED:
+            repo.add_outbox(session, message_id=f"{key}:r{revision}", topic=self.topics.findings, key=perf.model,
+                            payload={"id": key, "revision": revision, "model": perf.model,
+                                     "model_version": perf.version, "detector": PERFORMANCE_DETECTOR,
+                                     "status": status, "severity": severity, "summary": text})
+
+    def _concept(self, session: Session, perf: _Windows, losses: list[float], res: BatchResult) -> None:
+        c = perf.get(*CONCEPT)
+        a_state = adwin.AdwinState.from_dict(c["adwin"]) if c.get("adwin") else adwin.init_state()
+        p_state = page_hinkley.PageHinkleyState.from_dict(c["ph"]) if c.get("ph") else page_hinkley.init_state()
+        seen = int(c.get("seen", 0))
+        values = np.asarray(losses, dtype=np.float64)
+        a_state, a_hits = adwin.update(a_state, values)
+        p_state, p_hits = page_hinkley.update(p_state, values)
+        for name, hits in (("concept.adwin", a_hits), ("concept.page_hinkley", p_hits)):
+            for i in hits:
+                at = seen + i + 1
+                key = f"{perf.model}:{perf.version}:{name}:{at}"
+                text = (f"{name.split('.')[1]} detected a change in the error stream of {perf.model} "
+                        f"v{perf.version} at labelled event #{at} (window mean now {_fmt(a_state.mean)})")
+                if repo.add_finding(session, finding_key=key, model=perf.model, model_version=perf.version,
+                                    window_id=None, detector=name, status="drift", severity="warn", score=None,
+                                    summary=text, details={"labelled_event": at, "window_width": a_state.width,
+                                                           "mean": a_state.mean}):
+                    res.findings += 1
+                    repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=perf.model,
+                                    payload={"id": key, "model": perf.model, "model_version": perf.version,
+                                             "detector": name, "status": "drift", "severity": "warn",
+                                             "summary": text})
+        c.update(adwin=a_state.to_dict(), ph=p_state.to_dict(), seen=seen + len(losses))
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _loss(pred: PredictionLog, label: _Label) -> float | None:
+    if label.y_true is not None and pred.y_pred is not None:
+        return 0.0 if label.y_true == pred.y_pred else 1.0
+    if label.y_true_value is not None and pred.y_pred_value is not None:
+        return abs(label.y_true_value - pred.y_pred_value)
+    return None
+
+
+def _counts(w: dict[str, Any]) -> ClassificationCounts | RegressionSums | None:
+    if "cls" in w:
+        return ClassificationCounts.from_dict(w["cls"])
+    if "reg" in w:
+        return RegressionSums.from_dict(w["reg"])
+    return None
+
+
+class _Delta:
+    """The labels added to (and removed from) one window in one batch, applied as one counts update."""
+
+    def __init__(self) -> None:
+        self.cls: dict[bool, list[tuple[str, str, float | None]]] = {False: [], True: []}
+        self.reg: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+        self.positive: str | None = None
+
+    def add(self, pred: PredictionLog, y_true: str | None, y_value: float | None, removed: bool = False) -> None:
+        if y_true is not None and pred.y_pred is not None:
+            self.cls[removed].append((y_true, pred.y_pred, pred.score))
+            if pred.score is not None and self.positive is None:
+                # the stored probability is the positive class's (see _positive_label)
+                self.positive = "1" if pred.y_pred in ("0", "1") else ("true" if pred.y_pred in ("true", "false")
+                                                                       else None)
+        elif y_value is not None and pred.y_pred_value is not None:
+            self.reg[removed].append((y_value, pred.y_pred_value))
+
+    def apply(self, w: dict[str, Any]) -> None:
+        if self.cls[False] or self.cls[True]:
+            if "cls" not in w:
+                w["cls"] = ClassificationCounts.empty(positive_label=self.positive).to_dict()
+            counts = ClassificationCounts.from_dict(w["cls"])
+            for removed, rows in ((True, self.cls[True]), (False, self.cls[False])):
+                if not rows:
+                    continue
+                yt = np.array([r[0] for r in rows], dtype=object)
+                yp = np.array([r[1] for r in rows], dtype=object)
+                proba = None
+                if counts.positive_label is not None:
+                    proba = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
+                counts = counts.remove(yt, yp, proba) if removed else counts.update(yt, yp, proba)
+            w["cls"] = counts.to_dict()
+        if self.reg[False] or self.reg[True]:
+            sums = RegressionSums.from_dict(w["reg"]) if "reg" in w else RegressionSums()
+            for removed, rows2 in ((True, self.reg[True]), (False, self.reg[False])):
+                if rows2:
+                    yt2 = np.array([r[0] for r in rows2])
+                    yp2 = np.array([r[1] for r in rows2])
+                    sums = sums.remove(yt2, yp2) if removed else sums.update(yt2, yp2)
+            w["reg"] = sums.to_dict()
+
+
+class _Windows:
+    """The window-performance rows of one model version touched in this transaction (optimistic revision)."""
+
+    def __init__(self, session: Session, model: str, version: str) -> None:
+        self.session, self.model, self.version = session, model, version
+        self.rows: dict[tuple[str, int], tuple[int | None, dict[str, Any]]] = {}
+
+    def get(self, kind: str, idx: int) -> dict[str, Any]:
+        key = (kind, idx)
+        if key not in self.rows:
+            row = self.session.execute(select(WindowPerformance.revision, WindowPerformance.n_predictions,
+                                              WindowPerformance.state).where(
+                WindowPerformance.model == self.model, WindowPerformance.model_version == self.version,
+                WindowPerformance.kind == kind, WindowPerformance.window_index == idx)).first()
+            if row is None:
+                self.rows[key] = (None, {"n_predictions": 0})
+            else:
+                self.rows[key] = (row.revision, {**row.state, "n_predictions": row.n_predictions})
+        return self.rows[key][1]
+
+    def save(self) -> None:
+        for (kind, idx), (rev, state) in self.rows.items():
+            body = {k: v for k, v in state.items() if k != "n_predictions"}
+            n = state["n_predictions"]
+            if rev is None:
+                if not repo.insert_ignore(self.session, WindowPerformance.__table__, dict(
+                        model=self.model, model_version=self.version, kind=kind, window_index=idx, revision=1,
+                        n_predictions=n, state=body, updated_at=utcnow())):
+                    raise StaleStateError(f"performance of {self.model}/{self.version} {kind}#{idx} created "
+                                          "concurrently")
+                continue
+            done = self.session.execute(update(WindowPerformance).where(
+                WindowPerformance.model == self.model, WindowPerformance.model_version == self.version,
+                WindowPerformance.kind == kind, WindowPerformance.window_index == idx,
+                WindowPerformance.revision == rev).values(revision=rev + 1, n_predictions=n, state=body,
+                                                          updated_at=utcnow()))
+            if done.rowcount != 1:
+                raise StaleStateError(f"performance of {self.model}/{self.version} {kind}#{idx} moved")
+

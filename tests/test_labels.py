@@ -1,0 +1,96 @@
+"""Late labels on the real databases: join by prediction_id, revised performance findings, ADWIN."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from opsloop.simulate import LabelScenario, Scenario, events, feedback
+from storage.models import Finding, OutboxMessage, PendingLabel, PredictionLog
+from streams.model_stream import StreamConfig
+from streams.processor import BatchProcessor, ProcessorConfig
+from streams.topics import Topics
+from tests.helpers import chunks, records
+
+TOPICS = Topics()
+CONFIG = ProcessorConfig(consumer_group="t", stream=StreamConfig(window_size=1000, reference_size=2000))
+SC = Scenario(n_events=4000, drift_after=10**9, drifted=())
+
+
+def _fb(evts, start: int = 0):  # type: ignore[no-untyped-def]
+    return records(evts, partition=0, start_offset=start, topic=TOPICS.feedback)
+
+
+def _perf(sessions, idx: int):  # type: ignore[no-untyped-def]
+    with sessions() as s:
+        return s.scalars(select(Finding).where(Finding.detector == "performance",
+                                               Finding.finding_key.endswith(f":count:{idx}"))).all()
+
+
+def test_performance_finding_appears_is_revised_and_exists_once(sessions) -> None:  # type: ignore[no-untyped-def]
+    proc = BatchProcessor(sessions, CONFIG)
+    for b in chunks(records(events(SC)), 500):
+        proc.process(b)
+    labels = list(feedback(SC, LabelScenario(accuracy=0.9, delay=timedelta(minutes=10))))
+    assert all(f.occurred_at - e.occurred_at == timedelta(minutes=10) for f, e in zip(labels, events(SC)))
+    ref, w0 = labels[:2000], labels[2000:3000]
+    proc.process(_fb(ref + w0[:150]))
+    assert _perf(sessions, 0) == []  # 150 labels: too few to judge the window, no finding yet
+    proc.process(_fb(w0[150:400], start=2150))
+    first = _perf(sessions, 0)
+    assert len(first) == 1 and first[0].revision == 0 and first[0].status == "ok"
+    assert first[0].details["result"]["n_labelled"] == 400
+    proc.process(_fb(w0[400:], start=2400))
+    revised = _perf(sessions, 0)
+    assert len(revised) == 1 and revised[0].revision == 1 and revised[0].id == first[0].id
+    assert revised[0].details["result"]["n_labelled"] == 1000
+    assert abs(revised[0].details["result"]["label_coverage"] - 1.0) < 1e-12
+    assert 0.85 < revised[0].details["result"]["value"] < 0.95
+
+
+def test_degraded_labels_give_performance_and_adwin_findings(sessions) -> None:  # type: ignore[no-untyped-def]
+    proc = BatchProcessor(sessions, CONFIG)
+    for b in chunks(records(events(SC)), 500):
+        proc.process(b)
+    labels = list(feedback(SC, LabelScenario(accuracy=0.92, degraded_accuracy=0.6, degrade_after=3000)))
+    for i, b in enumerate(chunks(_fb(labels), 400)):
+        proc.process(b)
+    w0, w1 = _perf(sessions, 0), _perf(sessions, 1)
+    assert w0[0].status == "ok" and w1[0].status == "degraded" and w1[0].severity == "critical"
+    with sessions() as s:
+        adwin = s.scalars(select(Finding).where(Finding.detector == "concept.adwin")).all()
+        assert adwin and all(f.model == "credit-risk" and f.model_version == "1" for f in adwin)
+        assert min(f.details["labelled_event"] for f in adwin) > 3000  # after the degradation began
+        published = {m.payload["detector"] for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.topic == TOPICS.findings))}
+        drift = s.scalar(select(func.count()).select_from(Finding).where(Finding.detector == "drift.features"))
+    assert {"performance", "concept.adwin"} <= published
+    assert drift == 0  # no feature moved
+
+
+def test_early_late_and_corrected_labels(sessions) -> None:  # type: ignore[no-untyped-def]
+    sc = replace(SC, n_events=2500)
+    labels = list(feedback(sc, LabelScenario(delay=timedelta(minutes=5))))
+    proc = BatchProcessor(sessions, replace(CONFIG, labels=replace(CONFIG.labels, label_delay_s=3600)))
+    proc.process(_fb(labels[:100]))  # labels before their predictions: kept pending
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(PendingLabel)) == 100
+    for b in chunks(records(events(sc)), 500):
+        proc.process(b)
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(PendingLabel)) == 0
+        assert s.scalar(select(func.count()).select_from(PredictionLog).where(
+            PredictionLog.labelled_at.is_not(None))) == 100
+    late = [f.model_copy(update={"occurred_at": f.occurred_at + timedelta(hours=2)}) for f in labels[100:200]]
+    res = proc.process(_fb(late, start=100))
+    assert res.labels_too_late == 100
+    corrected = [f.model_copy(update={"label": 1 - int(f.label)}) for f in labels[:50]]  # type: ignore[arg-type]
+    res = proc.process(_fb(corrected, start=200))
+    assert res.labels_applied == 50
+    with sessions() as s:
+        labelled = s.scalars(select(PredictionLog).where(PredictionLog.labelled_at.is_not(None))).all()
+        assert len(labelled) == 100  # a correction replaces, it does not add
+        by_id = {p.prediction_id: p.y_true for p in labelled}
+    assert all(by_id[f.prediction_id] == str(f.label) for f in corrected)
