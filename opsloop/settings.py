@@ -79,6 +79,9 @@ class WorkerSettings(BaseSettings):
     drift_alpha: float = Field(default=0.005, gt=0, lt=1)
     drift_correction: Literal["bonferroni", "bh"] = "bonferroni"
     trigger_cooldown_s: float = Field(default=3600.0, ge=0)
+    policies_file: str = ""  # a YAML policy file (docs/policies.md); empty: the default rules
+    log_predictions: Literal["all", "with_id", "none"] = "all"
+    label_delay_s: float = Field(default=7 * 86400.0, gt=0)
     relay: bool = True
     relay_interval_s: float = Field(default=0.5, gt=0)
     web_port: int = Field(default=6066, ge=0, le=65535)

@@ -29,6 +29,9 @@ class Scenario:
     seed: int = 7
     start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
     step: timedelta = timedelta(milliseconds=200)
+    bias_against: str | None = None  # a sensitive group whose positive predictions are withheld ...
+    bias: float = 0.0                # ... with this probability (a planted fairness problem)
+    flap_every: int = 0              # drift on and off every this many events (0: no flapping)
 
 
 def events(sc: Scenario) -> Iterator[PredictionEvent]:
@@ -37,7 +40,7 @@ def events(sc: Scenario) -> Iterator[PredictionEvent]:
     shift_country = ("de", "fr", "us", "in", "br")
     drift_country_p = (0.1, 0.2, 0.25, 0.15, 0.3)
     for i in range(sc.n_events):
-        drifting = i >= sc.drift_after
+        drifting = i >= sc.drift_after and (not sc.flap_every or ((i - sc.drift_after) // sc.flap_every) % 2 == 0)
         x = rng.normal(0.0, 1.0, len(NUMERIC))
         feats: dict[str, float | str | None] = {}
         for j, name in enumerate(NUMERIC):
@@ -50,13 +53,17 @@ def events(sc: Scenario) -> Iterator[PredictionEvent]:
         dp = (0.1, 0.3, 0.6) if drifting and "device" in sc.drifted else _DEVICE_P
         feats["device"] = str(rng.choice(_DEVICES, p=dp))
         score = float(1 / (1 + np.exp(-(x[0] + 0.5 * x[1]))))
+        group = str(rng.choice(("a", "b")))
+        label = int(score > 0.5)
+        if label and group == sc.bias_against and rng.random() < sc.bias:
+            label = 0
         yield PredictionEvent(
             event_id=f"{sc.model}-{sc.seed}-{i}",
             occurred_at=sc.start + i * sc.step,
             model=ModelRef(name=sc.model, version=sc.version),
             features=feats,
-            prediction=Prediction(label=int(score > 0.5), probabilities={"1": round(score, 6)}),
-            sensitive={"group": str(rng.choice(("a", "b")))},
+            prediction=Prediction(label=label, probabilities={"1": round(score, 6)}),
+            sensitive={"group": group},
             prediction_id=f"{sc.model}-{sc.seed}-{i}",
         )
 

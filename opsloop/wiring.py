@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.drift import FeatureDriftConfig
 from opsloop.settings import DbSettings, KafkaSettings, Settings, WorkerSettings
-from retrain.policy import TriggerPolicy
 from storage.db import make_engine, migrate, session_factory
-from streams.model_stream import StreamConfig
+from retrain.policies import load_policies
+from streams.labels import LabelConfig
+from streams.model_stream import StreamConfig, default_rules
 from streams.processor import BatchProcessor, ProcessorConfig
 from streams.topics import Topics
 from streams.worker import WorkerConfig
@@ -62,10 +63,12 @@ def database(db: DbSettings, *, upgrade: bool = True) -> Database:
 def processor(sessions: sessionmaker[Session], ks: KafkaSettings, ws: WorkerSettings) -> BatchProcessor:
     stream = StreamConfig(window_kind=ws.window_kind, window_size=ws.window_size, window_seconds=ws.window_seconds,
                           allowed_lateness_s=ws.allowed_lateness_s, reference_size=ws.reference_size,
-                          drift=FeatureDriftConfig(alpha=ws.drift_alpha, correction=ws.drift_correction))
-    policy = TriggerPolicy(action="retrain", cooldown_s=ws.trigger_cooldown_s)
-    return BatchProcessor(sessions, ProcessorConfig(consumer_group=ws.app_id, stream=stream, policy=policy,
-                                                    topics=Topics(ks.namespace)))
+                          drift=FeatureDriftConfig(alpha=ws.drift_alpha, correction=ws.drift_correction),
+                          rules=default_rules(ws.trigger_cooldown_s))
+    policies = load_policies(ws.policies_file) if ws.policies_file else None
+    labels = LabelConfig(log_predictions=ws.log_predictions, label_delay_s=ws.label_delay_s)
+    return BatchProcessor(sessions, ProcessorConfig(consumer_group=ws.app_id, stream=stream, policies=policies,
+                                                    topics=Topics(ks.namespace), labels=labels))
 
 
 def worker_config(ks: KafkaSettings, ws: WorkerSettings) -> WorkerConfig:

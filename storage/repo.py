@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy import Table, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -187,6 +187,36 @@ def mark_published(session: Session, ids: Sequence[int], when: datetime | None =
     if ids:
         session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(ids)))
                         .values(published_at=when or utcnow()))
+
+
+def decide_trigger(session: Session, trigger_id: str, *, approve: bool, triggers_topic: str, by: str) -> str | None:
+    """Approve (status pending, message to the outbox) or reject a trigger awaiting approval."""
+    trig = session.get(Trigger, trigger_id, with_for_update=True)
+    if trig is None or trig.status != "awaiting_approval":
+        return None
+    now = utcnow()
+    trig.updated_at = now
+    trig.finding_ids = {**trig.finding_ids, "decided_by": by, "decided_at": now.isoformat()}
+    if not approve:
+        trig.status = "rejected"
+        return "rejected"
+    trig.status = "pending"
+    payload = dict(trig.finding_ids.get("payload") or {"id": trig.id, "dedupe_key": trig.dedupe_key,
+                                                      "action": trig.action, "model": trig.model,
+                                                      "model_version": trig.model_version, "reason": trig.reason})
+    payload["approved_by"] = by
+    add_outbox(session, message_id=trig.id, topic=triggers_topic, key=trig.model, payload=payload)
+    return "approved"
+
+
+def trigger_counts_since(session: Session, since: datetime, model: str, action: str,
+                         budgeted: tuple[str, ...]) -> tuple[int, int]:
+    """Triggers created since ``since``: of this model and action, and of budgeted actions fleet-wide."""
+    base = select(func.count()).select_from(Trigger).where(Trigger.created_at >= since,
+                                                           Trigger.status != "rejected")
+    model_today = session.scalar(base.where(Trigger.model == model, Trigger.action == action)) or 0
+    fleet_today = session.scalar(base.where(Trigger.action.in_(budgeted))) or 0
+    return int(model_today), int(fleet_today)
 
 
 def list_findings(session: Session, model: str | None = None, limit: int = 100) -> Sequence[Finding]:

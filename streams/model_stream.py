@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
 from detectors.base import Status
-from retrain.policy import PolicyState, TriggerPolicy, decide, trigger_id
+from detectors.fairness import FairnessConfig, FairnessCounts, evaluate_fairness
+from retrain.policies import Budget, BoundRule, ModelRule, Observation, check_budget
+from retrain.policy import PolicyState, decide, trigger_id
 from storage import repo
 from streams.topics import Topics
-from streams.columns import infer_kinds, to_columns
+from streams.columns import _as_category, infer_kinds, to_columns
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRIFT_DETECTOR = "drift.features"
+FAIRNESS_DETECTOR = "fairness.parity"
+# the favourable outcome for fairness: a prediction whose label is one of these (documented in docs/fairness.md)
+POSITIVE_LABELS = frozenset({"1", "true", "yes"})
 REFERENCE_WINDOW = "ref"
 
 
@@ -41,6 +48,8 @@ class StreamConfig:
     allowed_lateness_s: float = 60.0
     reference_size: int = 5000
     drift: FeatureDriftConfig = field(default_factory=FeatureDriftConfig)
+    rules: tuple[BoundRule, ...] = field(default_factory=lambda: default_rules(3600.0))
+    budget: Budget | None = field(default_factory=Budget)
 
 
 _PROFILES: dict[int, ReferenceProfile] = {}
@@ -69,25 +78,23 @@ def _dt(s: str | None) -> datetime | None:
 
 class ModelStream:
     def __init__(self, key: tuple[str, str], state: dict[str, Any], config: StreamConfig,
-                 policy: TriggerPolicy, topics: Topics) -> None:
+                 topics: Topics) -> None:
         self.model, self.version = key
         self.topics = topics
         self.s = state
         self.config = config
-        self.policy = policy
 
     # -- persistence ----------------------------------------------------------------------------------
 
     @classmethod
     def restore(cls, key: tuple[str, str], raw: dict[str, Any] | None, config: StreamConfig,
-                policy: TriggerPolicy, topics: Topics) -> ModelStream:
+                topics: Topics) -> ModelStream:
         state = raw if raw is not None else {"phase": "warmup", "warmup_rows": [], "events": 0,
                                              "late_dropped": 0, "policy": None, "windows": {}}
-        return cls(key, copy.deepcopy(state), config, policy, topics)
+        return cls(key, copy.deepcopy(state), config, topics)
 
     def copy(self) -> ModelStream:
-        return ModelStream((self.model, self.version), copy.deepcopy(self.s), self.config, self.policy,
-                           self.topics)
+        return ModelStream((self.model, self.version), copy.deepcopy(self.s), self.config, self.topics)
 
     def to_state(self) -> dict[str, Any]:
         return self.s
@@ -103,6 +110,8 @@ class ModelStream:
         if self.s["phase"] == "warmup":
             need = self.config.reference_size - len(self.s["warmup_rows"])
             self.s["warmup_rows"].extend(dict(e.features) for _, e in rest[:need])
+            seen = set(self.s.get("sensitive", [])) | {k for _, e in rest[:need] for k in e.sensitive}
+            self.s["sensitive"] = sorted(seen)
             placed.extend((e, REFERENCE_WINDOW, 0) for _, e in rest[:need])
             rest = rest[need:]
             if len(self.s["warmup_rows"]) >= self.config.reference_size:
@@ -134,6 +143,12 @@ class ModelStream:
         sketch = WindowSketch.from_dict(w["sketch"], prof) if w.get("sketch") else WindowSketch.empty(prof)
         w["sketch"] = sketch.update(cols).to_dict()
         w["n"] += len(chunk)
+        attrs = self.s.get("sensitive") or []
+        if attrs:
+            groups = {a: np.array([_as_category(e.sensitive.get(a)) for _, e in chunk], dtype=object) for a in attrs}
+            y_pred = np.array([_as_category(e.prediction.label) in POSITIVE_LABELS for _, e in chunk], dtype=np.int64)
+            fair = FairnessCounts.from_dict(w["fair"]) if w.get("fair") else FairnessCounts.empty(attrs)
+            w["fair"] = fair.update(groups, y_pred).to_dict()
         for name, k in type_errors.items():
             w["type_errors"][name] = w["type_errors"].get(name, 0) + k
         times = [e.occurred_at for _, e in chunk]
@@ -227,19 +242,104 @@ class ModelStream:
                     "window": {"kind": kind, "index": w["index"], "start_at": _iso(start_at),
                                "end_at": _iso(end_at), "n_events": w["n"]}})
             finding_ids.append(key)
+        observations = [Observation(DRIFT_DETECTOR, str(result.status.value),
+                                    {"share_drifted": result.share_drifted})]
+        fair_summary = self._close_fairness(session, kind, w, window_id, start_at, end_at, res, finding_ids)
+        if fair_summary is not None:
+            stats["fairness"] = fair_summary
+            observations.append(Observation(FAIRNESS_DETECTOR, fair_summary["status"], {}))
         at = end_at or datetime.now(timezone.utc)
-        decision = decide(self.policy, PolicyState.from_dict(self.s.get("policy")), drifted, at)
-        self.s["policy"] = decision.state.to_dict()
-        if decision.fire:
-            dedupe = f"{self.model}:{self.version}:{self.policy.action}:{kind}:{w['index']}"
-            tid = trigger_id(dedupe)
-            if repo.add_trigger(session, id=tid, dedupe_key=dedupe, model=self.model, model_version=self.version,
-                                action=self.policy.action, status="pending", reason=decision.reason,
-                                finding_ids={"findings": finding_ids}):
-                res.triggers += 1
-                repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model, payload={
-                    "id": tid, "dedupe_key": dedupe, "action": self.policy.action, "model": self.model,
-                    "model_version": self.version, "reason": decision.reason, "findings": finding_ids,
-                    "window": {"kind": kind, "index": w["index"], "end_at": _iso(end_at)}})
-                log.info("trigger %s (%s) for %s/%s: %s", tid, self.policy.action, self.model, self.version,
-                         decision.reason)
+        for rule in self.config.rules:
+            self._apply_rule(session, rule, observations, kind, w["index"], at, end_at, finding_ids, res)
+
+    def _close_fairness(self, session: Session, kind: str, w: dict[str, Any], window_id: int,
+                        start_at: datetime | None, end_at: datetime | None, res: BatchResult,
+                        finding_ids: list[str]) -> dict[str, Any] | None:
+        attrs = self.s.get("sensitive") or []
+        if not attrs or not w.get("fair"):
+            return None
+        counts = FairnessCounts.from_dict(w["fair"])
+        result = evaluate_fairness(counts, FairnessConfig(attributes=tuple(attrs)))
+        summary = result.to_dict()
+        if result.alerts:
+            key = f"{self.model}:{self.version}:{FAIRNESS_DETECTOR}:{kind}:{w['index']}"
+            named = [f"{a.metric} {a.value:.3f} on {a.attribute} (worst group {a.worst!r} vs {a.best!r})"
+                     for a in result.alerts]
+            text = (f"fairness gap in {self.model} v{self.version}: {'; '.join(named)} (window {kind} "
+                    f"#{w['index']}, {w['n']} events)")
+            alerts = [a.to_dict() for a in result.alerts]
+            if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
+                                window_id=window_id, detector=FAIRNESS_DETECTOR, status="alert", severity="warn",
+                                score=None, summary=text, details={"alerts": alerts, "result": summary},
+                                reference_id=self.s["reference_id"]):
+                res.findings += 1
+                repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
+                    "id": key, "model": self.model, "model_version": self.version, "detector": FAIRNESS_DETECTOR,
+                    "status": "alert", "severity": "warn", "summary": text, "alerts": alerts,
+                    "window": {"kind": kind, "index": w["index"], "start_at": _iso(start_at),
+                               "end_at": _iso(end_at)}})
+            finding_ids.append(key)
+        return {"status": str(result.status.value), "alerts": [a.to_dict() for a in result.alerts]}
+
+    def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
+                    index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],
+                    res: BatchResult) -> None:
+        states = self.s.setdefault("rules", {})
+        holds = rule.holds(observations)
+        decision = decide(rule.trigger_policy(), PolicyState.from_dict(states.get(rule.id)), holds, at)
+        states[rule.id] = decision.state.to_dict()
+        if not decision.fire:
+            return
+        action = rule.rule.action
+        when = rule.rule.when
+        what = f"{when.detector} {when.status or when.metric}"
+        reason = f"{what}: {decision.reason} (rule {rule.id})"
+        dedupe = f"{self.model}:{self.version}:{rule.id}:{kind}:{index}"
+        budget = self.config.budget
+        if budget is not None and action in budget.applies_to:
+            verdict = _budget_check(session, budget, self.model, action)
+            if not verdict.allowed:
+                key = f"{self.model}:{self.version}:policy.budget:{rule.id}:{kind}:{index}"
+                text = f"{action} for {self.model} v{self.version} not triggered: {verdict.reason}"
+                if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
+                                    window_id=None, detector="policy.budget", status="refused", severity="warn",
+                                    score=None, summary=text, details={"rule": rule.id, "action": action,
+                                                                        "reason": verdict.reason}):
+                    res.findings += 1
+                    repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
+                        "id": key, "model": self.model, "model_version": self.version,
+                        "detector": "policy.budget", "status": "refused", "severity": "warn", "summary": text})
+                log.warning("%s", text)
+                return
+        tid = trigger_id(dedupe)
+        status = "awaiting_approval" if rule.rule.needs_approval else "pending"
+        payload = {"id": tid, "dedupe_key": dedupe, "action": action, "model": self.model,
+                   "model_version": self.version, "rule": rule.id, "severity": rule.rule.severity,
+                   "reason": reason, "findings": list(finding_ids),
+                   "window": {"kind": kind, "index": index, "end_at": _iso(end_at)}}
+        if repo.add_trigger(session, id=tid, dedupe_key=dedupe, model=self.model, model_version=self.version,
+                            action=action, status=status, reason=reason,
+                            finding_ids={"findings": list(finding_ids), "payload": payload}):
+            res.triggers += 1
+            if status == "pending":
+                repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model,
+                                payload=payload)
+            log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, self.model, self.version, reason)
+
+
+def _budget_check(session: Session, budget: Budget, model: str, action: str) -> Any:
+    day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    model_today, fleet_today = repo.trigger_counts_since(session, day, model, action, tuple(budget.applies_to))
+    return check_budget(budget, model=model, action=action, model_today=model_today, fleet_today=fleet_today)
+
+
+def default_rules(cooldown_s: float) -> tuple[BoundRule, ...]:
+    """Without a policy file: drift retrains (one trigger per cooldown), a fairness gap alerts."""
+    return (
+        BoundRule("models", "*", 0, ModelRule.model_validate(
+            {"name": "drift-retrain", "when": {"detector": DRIFT_DETECTOR, "status": "drift"}, "count": 1,
+             "in_last": 1, "action": "retrain", "cooldown": cooldown_s})),
+        BoundRule("models", "*", 1, ModelRule.model_validate(
+            {"name": "fairness-alert", "when": {"detector": FAIRNESS_DETECTOR, "status": "alert"}, "count": 1,
+             "in_last": 1, "action": "alert", "cooldown": cooldown_s})),
+    )

@@ -12,14 +12,14 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from retrain.policy import TriggerPolicy
+from retrain.policies import PolicySet
 from storage import repo
 from storage.repo import StaleStateError
 from streams.topics import Topics
@@ -66,7 +66,7 @@ class InfrastructureError(Exception):
 class ProcessorConfig:
     consumer_group: str
     stream: StreamConfig = field(default_factory=StreamConfig)
-    policy: TriggerPolicy = field(default_factory=TriggerPolicy)
+    policies: PolicySet | None = None  # a policy file overrides windows, detectors, rules and budgets per model
     topics: Topics = field(default_factory=Topics)
     labels: LabelConfig = field(default_factory=LabelConfig)
 
@@ -107,6 +107,7 @@ class BatchProcessor:
         self.config = config
         self._streams: dict[tuple[str, str], tuple[int, ModelStream]] = {}
         self.labels = LabelJoin(config.labels, config.topics)
+        self._configs: dict[str, StreamConfig] = {}
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -117,13 +118,35 @@ class BatchProcessor:
                 result = self._apply(records)
                 result.attempts = attempt
                 return result
-            except StaleStateError as exc:
-                log.info("state moved under us (%s); reloading and re-applying", exc)
+            except (StaleStateError, IntegrityError) as exc:
+                # another worker applied the same work first (a rebalance overlap): reload and re-apply
+                log.info("state moved under us (%s); reloading and re-applying", str(exc).splitlines()[0])
                 self._streams.clear()
             except (OperationalError, DBAPIError) as exc:
                 self._streams.clear()
                 raise InfrastructureError(str(exc).splitlines()[0]) from exc
         raise InfrastructureError(f"model state kept moving for {max_stale_retries} attempts")
+
+    def stream_config(self, model: str) -> StreamConfig:
+        """The stream settings of one model: the defaults, overridden by the policy file's entry for it."""
+        base = self.config.stream
+        ps = self.config.policies
+        if ps is None:
+            return base
+        cached = self._configs.get(model)
+        if cached is not None:
+            return cached
+        win = ps.windows_for(model)
+        drift = ps.detectors_for(model).drift
+        rules = ps.rules_for(model)
+        cfg = replace(base, window_kind=win.kind,
+                      window_size=getattr(win, "size", base.window_size),
+                      window_seconds=getattr(win, "seconds", base.window_seconds),
+                      allowed_lateness_s=getattr(win, "allowed_lateness", base.allowed_lateness_s),
+                      drift=drift.to_config() if drift is not None else base.drift,
+                      rules=rules if rules else base.rules, budget=ps.budget_for(model))
+        self._configs[model] = cfg
+        return cfg
 
     def forget(self) -> None:
         """Drop caches, e.g. when partitions are revoked."""
@@ -165,8 +188,7 @@ class BatchProcessor:
                 for key, items in per_model.items():
                     if key in stale:
                         rev, raw = loaded.get(key, (None, None))
-                        stream = ModelStream.restore(key, raw, self.config.stream, self.config.policy,
-                                                     self.config.topics)
+                        stream = ModelStream.restore(key, raw, self.stream_config(key[0]), self.config.topics)
                     else:
                         rev, cached = self._streams[key]
                         stream = cached.copy()

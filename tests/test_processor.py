@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from opsloop.simulate import Scenario, events
-from retrain.policy import TriggerPolicy
 from storage.models import Finding, ModelState, OutboxMessage, PartitionOffset, Trigger, Window
 from streams import topics
 from streams.model_stream import StreamConfig
@@ -19,7 +18,6 @@ from tests.helpers import MALFORMED, chunks, records
 CONFIG = ProcessorConfig(
     consumer_group="test",
     stream=StreamConfig(window_kind="count", window_size=1000, reference_size=2000),
-    policy=TriggerPolicy(action="retrain", cooldown_s=3600),
 )
 SCENARIO = Scenario(n_events=8000, drift_after=5000, drifted=("x1", "x4", "country"))
 

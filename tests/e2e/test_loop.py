@@ -164,3 +164,27 @@ def test_two_workers_split_models_and_agree_with_one(loop: Loop, tmp_path: Path)
 
     worked = [p for p in sorted(tmp_path.glob("worker-*.log")) if "batch of" in p.read_text(errors="replace")]
     assert len(worked) == 2, "both workers must have applied batches"
+
+
+def test_planted_bias_through_the_broker(loop: Loop) -> None:
+    loop.extra_env["OPSLOOP_WORKER_REFERENCE_SIZE"] = "2000"
+    biased = replace(SCENARIO, model="loans-biased", n_events=5_000, drift_after=10**9, drifted=(),
+                     bias_against="b", bias=0.6, seed=3)
+    fair = replace(biased, model="loans-fair", bias=0.0, seed=4)
+    loop.worker(relay=True)
+    mixed = [kv for pair in zip(_values(biased), _values(fair)) for kv in pair]
+    with loop.publisher() as pub:
+        n = publish_all(pub, mixed, loop.topics.predictions)
+    loop.wait_applied(n)
+    with loop.sessions() as s:
+        from sqlalchemy import select
+
+        from storage.models import Finding
+
+        found = s.scalars(select(Finding).where(Finding.detector == "fairness.parity")).all()
+    assert found and {f.model for f in found} == {"loans-biased"}
+    for f in found:
+        assert {(a["attribute"], a["groups"]["worst"]) for a in f.details["alerts"]} == {("group", "b")}
+        assert "demographic_parity_difference" in {a["metric"] for a in f.details["alerts"]}
+    published = loop.read_topic(loop.topics.findings, expect=len(found))
+    assert {m["value"]["detector"] for m in published} == {"fairness.parity"}
