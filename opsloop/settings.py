@@ -71,7 +71,8 @@ class WorkerSettings(BaseSettings):
     app_id: str = "opsloop-worker"
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_within_s: float = Field(default=1.0, gt=0, le=60)
-    window_kind: Literal["count", "time"] = "count"
+    window_kind: Literal["count", "time", "sliding"] = "count"
+    sliding_panes: int = Field(default=10, ge=2, le=100)
     window_size: int = Field(default=1000, ge=10, le=10_000_000)
     window_seconds: float = Field(default=300.0, gt=0)
     allowed_lateness_s: float = Field(default=60.0, ge=0)
@@ -79,6 +80,7 @@ class WorkerSettings(BaseSettings):
     drift_alpha: float = Field(default=0.005, gt=0, lt=1)
     drift_correction: Literal["bonferroni", "bh"] = "bonferroni"
     trigger_cooldown_s: float = Field(default=3600.0, ge=0)
+    slice_by: str = ""  # comma-separated low-cardinality features monitored per value as well
     policies_file: str = ""  # a YAML policy file (docs/policies.md); empty: the default rules
     log_predictions: Literal["all", "with_id", "none"] = "all"
     label_delay_s: float = Field(default=7 * 86400.0, gt=0)

@@ -61,14 +61,16 @@ def database(db: DbSettings, *, upgrade: bool = True) -> Database:
 
 
 def processor(sessions: sessionmaker[Session], ks: KafkaSettings, ws: WorkerSettings) -> BatchProcessor:
-    stream = StreamConfig(window_kind=ws.window_kind, window_size=ws.window_size, window_seconds=ws.window_seconds,
+    stream = StreamConfig(window_kind=ws.window_kind, window_size=ws.window_size, sliding_panes=ws.sliding_panes,
+                          window_seconds=ws.window_seconds,
                           allowed_lateness_s=ws.allowed_lateness_s, reference_size=ws.reference_size,
                           drift=FeatureDriftConfig(alpha=ws.drift_alpha, correction=ws.drift_correction),
                           rules=default_rules(ws.trigger_cooldown_s))
     policies = load_policies(ws.policies_file) if ws.policies_file else None
     labels = LabelConfig(log_predictions=ws.log_predictions, label_delay_s=ws.label_delay_s)
     return BatchProcessor(sessions, ProcessorConfig(consumer_group=ws.app_id, stream=stream, policies=policies,
-                                                    topics=Topics(ks.namespace), labels=labels))
+                                                    topics=Topics(ks.namespace), labels=labels,
+                                                    slice_by=tuple(f for f in ws.slice_by.split(",") if f)))
 
 
 def worker_config(ks: KafkaSettings, ws: WorkerSettings) -> WorkerConfig:

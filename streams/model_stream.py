@@ -42,8 +42,9 @@ REFERENCE_WINDOW = "ref"
 
 @dataclass(frozen=True)
 class StreamConfig:
-    window_kind: Literal["count", "time"] = "count"
+    window_kind: Literal["count", "time", "sliding"] = "count"
     window_size: int = 1000
+    sliding_panes: int = 10  # a sliding window of window_size events moves by window_size / sliding_panes
     window_seconds: float = 300.0
     allowed_lateness_s: float = 60.0
     reference_size: int = 5000
@@ -93,6 +94,17 @@ class ModelStream:
                                              "late_dropped": 0, "policy": None, "windows": {}}
         return cls(key, copy.deepcopy(state), config, topics)
 
+    @staticmethod
+    def with_reference(state: dict[str, Any] | None, reference_id: int, reference_version: int,
+                       kinds: dict[str, str]) -> dict[str, Any]:
+        """A stream state pointed at a new reference: the warm-up ends and open windows restart against it."""
+        s = copy.deepcopy(state) if state else {"events": 0, "late_dropped": 0, "windows": {}}
+        s.pop("warmup_rows", None)
+        s.pop("time_closed_below", None)
+        s.update(phase="monitor", reference_id=reference_id, reference_version=reference_version, kinds=kinds,
+                 windows={})
+        return s
+
     def copy(self) -> ModelStream:
         return ModelStream((self.model, self.version), copy.deepcopy(self.s), self.config, self.topics)
 
@@ -118,9 +130,13 @@ class ModelStream:
                 self._build_reference(session)
         if not rest:
             return placed
+        if self.s.get("sensitive") is None:  # a reference set from a file: learn the attributes from traffic
+            self.s["sensitive"] = sorted({k for _, e in rest for k in e.sensitive})
         prof = _profile(session, self.s["reference_id"])
         if self.config.window_kind == "count":
             self._apply_count(session, prof, rest, res, placed)
+        elif self.config.window_kind == "sliding":
+            self._apply_sliding(session, prof, rest, res, placed)
         else:
             self._apply_time(session, prof, rest, res, placed)
         return placed
@@ -175,6 +191,31 @@ class ModelStream:
                 self._close(session, prof, "count", w, _dt(w["first_at"]), _dt(w["last_at"]), res)
                 w = self._new_window(w["index"] + 1)
         self.s["windows"]["count"] = w
+
+    def _apply_sliding(self, session: Session, prof: ReferenceProfile,
+                       items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
+                       placed: list[tuple[PredictionEvent, str, int]]) -> None:
+        """Sliding count windows from panes: every ``window_size / sliding_panes`` events the last panes are
+        merged (exact counts, so it costs O(panes x bins), never O(window)) and judged as one window."""
+        k = self.config.sliding_panes
+        step = max(1, self.config.window_size // k)
+        sl = self.s["windows"].get("sliding") or {"ring": [], "current": self._new_window(0)}
+        w = sl["current"]
+        i = 0
+        while i < len(items):
+            take = min(step - w["n"], len(items) - i)
+            self._update(prof, w, items[i:i + take])
+            placed.extend((e, "pane", w["index"]) for _, e in items[i:i + take])
+            i += take
+            if w["n"] >= step:
+                sl["ring"] = (sl["ring"] + [w])[-k:]
+                if len(sl["ring"]) == k:
+                    merged = _merge_panes(prof, sl["ring"], index=w["index"] - k + 1)
+                    self._close(session, prof, "sliding", merged, _dt(merged["first_at"]), _dt(merged["last_at"]),
+                                res)
+                w = self._new_window(w["index"] + 1)
+        sl["current"] = w
+        self.s["windows"]["sliding"] = sl
 
     def _apply_time(self, session: Session, prof: ReferenceProfile,
                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
@@ -325,6 +366,23 @@ class ModelStream:
                 repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model,
                                 payload=payload)
             log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, self.model, self.version, reason)
+
+
+def _merge_panes(prof: ReferenceProfile, panes: Sequence[dict[str, Any]], index: int) -> dict[str, Any]:
+    sketch = WindowSketch.empty(prof)
+    fair: FairnessCounts | None = None
+    type_errors: dict[str, int] = {}
+    for p in panes:
+        if p.get("sketch"):
+            sketch = sketch.merge(WindowSketch.from_dict(p["sketch"], prof))
+        if p.get("fair"):
+            f = FairnessCounts.from_dict(p["fair"])
+            fair = f if fair is None else fair.merge(f)
+        for name, n in p["type_errors"].items():
+            type_errors[name] = type_errors.get(name, 0) + n
+    return {"index": index, "n": sum(p["n"] for p in panes), "sketch": sketch.to_dict(),
+            "fair": fair.to_dict() if fair is not None else None, "type_errors": type_errors,
+            "first_at": min(p["first_at"] for p in panes), "last_at": max(p["last_at"] for p in panes)}
 
 
 def _budget_check(session: Session, budget: Budget, model: str, action: str) -> Any:

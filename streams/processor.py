@@ -69,6 +69,9 @@ class ProcessorConfig:
     policies: PolicySet | None = None  # a policy file overrides windows, detectors, rules and budgets per model
     topics: Topics = field(default_factory=Topics)
     labels: LabelConfig = field(default_factory=LabelConfig)
+    # optional slices: each value of these features is also monitored on its own, as model version
+    # "<version>|<feature>=<value>" (use low-cardinality features: every value is one more stream state)
+    slice_by: tuple[str, ...] = ()
 
 
 def _reason(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -85,6 +88,14 @@ def _reason(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     if "extra_forbidden" in types:
         return "unknown_field", errors
     return "schema_violation", errors
+
+
+def _slice_value(x: object) -> str:
+    if x is None:
+        return "__missing__"
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    return str(x)[:50]
 
 
 def dead_letter_payload(rec: Record, reason: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,6 +190,9 @@ class BatchProcessor:
                 event = self._decode(session, rec, res, PredictionEvent)
                 if event is not None:
                     per_model[(event.model.name, event.model.version)].append((rec, event))
+                    for feat in self.config.slice_by:
+                        value = _slice_value(event.features.get(feat))
+                        per_model[(event.model.name, f"{event.model.version}|{feat}={value}")].append((rec, event))
                     res.applied += 1
 
             if per_model:
@@ -194,7 +208,8 @@ class BatchProcessor:
                         stream = cached.copy()
                     t0 = time.perf_counter()
                     placed = stream.apply(session, items, res)
-                    self.labels.log_predictions(session, key[0], key[1], placed, res)
+                    if "|" not in key[1]:  # slices share their events' log with the whole model version
+                        self.labels.log_predictions(session, key[0], key[1], placed, res)
                     log.debug("model %s/%s: %d events in %.1f ms", *key, len(items),
                               (time.perf_counter() - t0) * 1e3)
                     staged[key] = (rev, stream)

@@ -130,3 +130,43 @@ def test_event_time_windows(sessions, window_kind: str) -> None:  # type: ignore
         assert all(w.end_at is not None and (w.end_at - w.start_at).total_seconds() == 200 for w in ws)
         drift_windows = sorted(f.details["window_index"] for f in s.scalars(select(Finding)))
     assert len(drift_windows) == 2
+
+
+def test_sliding_windows_equal_tumbling_ones_on_the_same_rows(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Every 10th sliding window covers exactly one tumbling window: the same statistics (counts are exact;
+    only float sums of means may differ in the last bits)."""
+    sliding = replace(CONFIG, consumer_group="s", stream=replace(CONFIG.stream, window_kind="sliding"))
+    proc_s, proc_t = BatchProcessor(sessions, sliding), BatchProcessor(sessions, replace(CONFIG, consumer_group="c"))
+    recs = records(events(replace(SCENARIO, model="slide")))
+    for batch in chunks(recs, 333):
+        proc_s.process(batch)
+    for batch in chunks(records(events(replace(SCENARIO, model="tumble"))), 500):
+        proc_t.process(batch)
+    with sessions() as s:
+        slid = {w.window_index: w for w in s.scalars(select(Window).where(Window.kind == "sliding"))}
+        tumb = {w.window_index: w for w in s.scalars(select(Window).where(Window.kind == "count"))}
+        drift_sliding = s.scalars(select(Finding).where(Finding.model == "slide")).all()
+    # 6000 monitored events, panes of 100: the first full window after 10 panes, then one per pane
+    assert len(slid) == 60 - 10 + 1
+    for t_idx, t in tumb.items():
+        s_w = slid[t_idx * 10]
+        assert s_w.n_events == t.n_events == 1000
+        for a, b in zip(s_w.stats["drift"]["scores"], t.stats["drift"]["scores"], strict=True):
+            assert (a["feature"], a["drifted"]) == (b["feature"], b["drifted"])
+            for k in ("statistic", "p_value", "effect_value"):
+                assert a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-15)
+    # the shift at event 5000 (monitored event 3000) is seen as soon as enough of a window has moved
+    first = min(f.details["window_index"] for f in drift_sliding)
+    assert 20 < first <= 30
+
+
+def test_slices_are_monitored_on_their_own(sessions) -> None:  # type: ignore[no-untyped-def]
+    proc = BatchProcessor(sessions, replace(CONFIG, slice_by=("device",)))
+    for batch in chunks(records(events(replace(SCENARIO, drifted=("x1",)))), 500):
+        proc.process(batch)
+    with sessions() as s:
+        versions = {v for (v,) in s.execute(select(Window.model_version).distinct())}
+        sliced = s.scalars(select(Finding).where(Finding.model_version == "1|device=ios")).all()
+    # "web" (20 % of 8000 events) is still in its warm-up of 2000 events: no window yet
+    assert versions == {"1", "1|device=ios", "1|device=android"}
+    assert sliced and all(f.details["drifted_features"] == ["x1"] for f in sliced)
