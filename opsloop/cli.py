@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -119,6 +120,23 @@ def cmd_triggers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trigger_decision(args: argparse.Namespace) -> int:
+    """Approve (publish through the outbox) or reject a trigger that awaits approval."""
+    from opsloop import wiring
+    from storage import repo
+    from streams.topics import Topics
+
+    _, ks, dbs, _ = _settings()
+    db = wiring.database(dbs)
+    with db.sessions() as s, s.begin():
+        outcome = repo.decide_trigger(s, args.trigger_id, approve=args.action == "approve",
+                                      triggers_topic=Topics(ks.namespace).triggers, by=args.by)
+    if outcome is None:
+        raise ConfigError(f"no trigger {args.trigger_id!r} awaits approval")
+    print(f"trigger {args.trigger_id} {outcome}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from opsloop.simulate import Scenario, events
     from streams.publisher import Publisher
@@ -179,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--json", action="store_true")
         q.set_defaults(func=fn)
 
+    for verb in ("approve", "reject"):
+        a = sub.add_parser(verb, help=f"{verb} a trigger that awaits approval")
+        a.add_argument("trigger_id")
+        a.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decided (recorded)")
+        a.set_defaults(func=cmd_trigger_decision, action=verb)
+
     s = sub.add_parser("simulate", help="publish simulated prediction traffic that drifts")
     s.add_argument("--model", default="credit-risk")
     s.add_argument("--events", type=int, default=10_000)
@@ -198,12 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-broker", action="store_true", help="leave the local Kafka broker running")
     demo.set_defaults(func=cmd_demo)
 
-    try:
-        from opsloop.services.cli import register
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        register(sub)
+    from opsloop import references, reports_cli, webhooks_service
+    from opsloop.services.cli import register
+
+    register(sub)
+    webhooks_service.register(sub)
+    reports_cli.register(sub)
+    references.register(sub)
     return p
 
 
@@ -214,6 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"opsloop: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a policy file's errors (PolicyFileError) name each line and field
+        from retrain.policies import PolicyFileError
+
+        if not isinstance(exc, PolicyFileError):
+            raise
+        print(f"opsloop: invalid policy file:\n{exc}", file=sys.stderr)
         return 2
     except OpsloopError as exc:
         print(f"opsloop: {exc}", file=sys.stderr)
