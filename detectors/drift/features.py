@@ -20,9 +20,10 @@ Choosing the floors
 Under no drift, PSI on k bins is about ``chi2(k-1) / n_eff`` with ``n_eff = n*m / (n+m)`` (n window values,
 m reference values): 10 coarse bins at n = 1,000 against m = 20,000 give a mean of ~0.009.
 
-* Numeric (0.05): a 0.5-sd mean shift of a normal feature is PSI ~0.22 on deciles, a 0.2-sd shift ~0.04.
-  At 1,000 rows, noise reaches 0.05 with probability < 1e-6, so the floor leaves false alarms to the test
-  and only mutes shifts below ~0.2 sd, which the KS test would otherwise flag at large windows.
+* Numeric (0.03): a 0.5-sd mean shift of a normal feature is PSI ~0.22 on deciles, a 0.25-sd shift ~0.06, a
+  0.2-sd shift ~0.04. A floor of 0.05 sits too close to the 0.25-sd shift that must be caught in >= 95 % of
+  5k-row windows; 0.03 keeps it clear and still mutes shifts below ~0.15 sd, which the KS test alone would
+  flag at large windows. False alarms are left to the test (alpha above).
 * Categorical (0.005): moving 5 percentage points of mass between categories (total variation 0.05) gives
   PSI >= 4 * 0.05**2 = 0.01 for any category mix (PSI is Jeffreys' divergence, and Pinsker bounds each KL
   by 2 * TV**2); the worst case is between two large categories (50/50 -> 55/45: PSI 0.0100). At 5,000 rows
@@ -30,10 +31,11 @@ m reference values): 10 coarse bins at n = 1,000 against m = 20,000 give a mean 
   of 0.01. Simulated with 23 features (Bonferroni over 23): the worst case is caught in 93% of windows (97%
   against a 20,000-row reference), 20% -> 25% of a 3-way mix and a 40/30 -> 35/35 move in 99%+; a floor of
   0.01 would catch 49% / 87-88%. An identical distribution must reach chi2 >= 12.5 on k-1 degrees of
-  freedom to clear the floor, and the adjusted test (p < 0.05 / 23 per feature) already limits it to <= 0.2%
-  per categorical feature at 5k rows (measured 0.0-0.2%).
+  freedom to clear the floor, and the adjusted test (p < alpha / 23 per feature) limits it further (measured
+  0.0-0.2% per categorical feature at 5k rows even at alpha = 0.05).
 * At 1,000-row windows no categorical floor below ~0.015 binds, so the false-alarm rate there is set by the
-  adjusted test: about ``alpha * categorical features / all features`` per window, e.g. 0.65% for 3 of 23.
+  adjusted test: about ``alpha * categorical features / all features`` per window: 0.65% for 3 of 23 at
+  alpha = 0.05 (hence alpha = 0.005 by default: ~0.07%).
 """
 
 from __future__ import annotations
