@@ -5,10 +5,14 @@ Served under ``/v1`` (point the SDK at ``OpenAI(base_url=fake.base_url, api_key=
 - ``POST /v1/moderations``: ``{model, input: str | [str]}`` -> ``{id, model, results: [{flagged, categories,
   category_scores, category_applied_input_types}]}`` over the 13 categories; scores come from
   ``moderation_rules`` (substring -> {category: score}), flagged at 0.5.
-- ``POST /v1/chat/completions``: answers ``chat_reply`` (default: echoes the last user message).
+- ``POST /v1/chat/completions``: answers ``chat_responder(body)`` if set, else ``chat_reply``, else echoes the
+  last user message.
 - ``POST /v1/files`` (multipart), ``GET /v1/files/{id}``: stores uploads in ``files``.
-- ``POST /v1/fine_tuning/jobs``, ``GET /v1/fine_tuning/jobs/{id}``: a job that moves queued -> running ->
-  succeeded, one step per retrieve.
+- ``POST /v1/fine_tuning/jobs``, ``GET /v1/fine_tuning/jobs`` (newest first, ``metadata[k]=v`` filters),
+  ``GET /v1/fine_tuning/jobs/{id}``: a job that moves queued -> running ->
+  succeeded, one step per retrieve (``job_running_polls`` retrieves in running; with ``job_error`` set it ends
+  failed with that error instead). ``GET /v1/fine_tuning/jobs/{id}/events`` lists its events, newest first;
+  ``POST /v1/fine_tuning/jobs/{id}/cancel`` cancels it.
 
 More routes: ``fake.route("POST", r"/v1/embeddings", handler)``. Auth is ``Authorization: Bearer <api_key>``;
 a wrong key gets OpenAI's 401 body, which here echoes the key it was sent (to make leak tests strict).
@@ -21,6 +25,7 @@ import email.policy
 import itertools
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +73,13 @@ class FakeOpenAI(FakeHTTPServer):
         }
     )
     chat_reply: str | None = None
+    chat_responder: Callable[[dict[str, Any]], str] | None = None
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    job_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    job_running_polls: int = 1
+    job_error: dict[str, Any] | None = None
+    _running_polls: dict[str, int] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -78,7 +88,10 @@ class FakeOpenAI(FakeHTTPServer):
         self.route("POST", r"/v1/files", self._upload)
         self.route("GET", r"/v1/files/(?P<id>[^/]+)", self._file)
         self.route("POST", r"/v1/fine_tuning/jobs", self._create_job)
+        self.route("GET", r"/v1/fine_tuning/jobs", self._list_jobs)
         self.route("GET", r"/v1/fine_tuning/jobs/(?P<id>[^/]+)", self._retrieve_job)
+        self.route("GET", r"/v1/fine_tuning/jobs/(?P<id>[^/]+)/events", self._job_events)
+        self.route("POST", r"/v1/fine_tuning/jobs/(?P<id>[^/]+)/cancel", self._cancel_job)
 
     @property
     def base_url(self) -> str:
@@ -128,7 +141,10 @@ class FakeOpenAI(FakeHTTPServer):
         if not isinstance(messages, list) or not messages:
             return _error(400, "messages must be a non-empty list")
         last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-        content = self.chat_reply if self.chat_reply is not None else f"echo: {last}"
+        if self.chat_responder is not None:
+            content = self.chat_responder(body)
+        else:
+            content = self.chat_reply if self.chat_reply is not None else f"echo: {last}"
         return (
             200,
             {
@@ -213,10 +229,61 @@ class FakeOpenAI(FakeHTTPServer):
             "hyperparameters": {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"},
             "organization_id": "org-fake",
             "result_files": [],
-            "seed": 42,
+            "seed": body.get("seed", 42),
             "trained_tokens": None,
+            "metadata": body.get("metadata"),
+            "suffix": body.get("suffix"),
         }
         self.jobs[job_id] = job
+        self._event(job_id, "info", f"Created fine-tuning job: {job_id}")
+        return 200, job, {}
+
+    def _list_jobs(self, request: Recorded, _: re.Match[str]) -> Reply:
+        wanted = {
+            k[len("metadata[") : -1]: v[0]
+            for k, v in request.query.items()
+            if k.startswith("metadata[") and k.endswith("]")
+        }
+        jobs = [
+            j
+            for j in reversed(self.jobs.values())
+            if all((j.get("metadata") or {}).get(k) == v for k, v in wanted.items())
+        ]
+        limit = int(request.param("limit") or 20)
+        return 200, {"object": "list", "data": jobs[:limit], "has_more": len(jobs) > limit}, {}
+
+    def _event(self, job_id: str, level: str, message: str) -> None:
+        events = self.job_events.setdefault(job_id, [])
+        events.append(
+            {
+                "id": f"ftevent-{job_id}-{len(events) + 1}",
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "type": "message",
+            }
+        )
+
+    def _job_events(self, request: Recorded, m: re.Match[str]) -> Reply:
+        if m["id"] not in self.jobs:
+            return _error(404, f"No such fine-tuning job: {m['id']}")
+        limit = int(request.param("limit") or 20)
+        newest_first = list(reversed(self.job_events.get(m["id"], [])))
+        return (
+            200,
+            {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit},
+            {},
+        )
+
+    def _cancel_job(self, request: Recorded, m: re.Match[str]) -> Reply:
+        job = self.jobs.get(m["id"])
+        if job is None:
+            return _error(404, f"No such fine-tuning job: {m['id']}")
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return _error(400, f"Job {m['id']} has already completed")
+        job.update(status="cancelled", finished_at=int(time.time()))
+        self._event(m["id"], "info", "Fine-tuning job cancelled")
         return 200, job, {}
 
     def _retrieve_job(self, request: Recorded, m: re.Match[str]) -> Reply:
@@ -225,11 +292,20 @@ class FakeOpenAI(FakeHTTPServer):
             return _error(404, f"No such fine-tuning job: {m['id']}")
         if job["status"] == "queued":
             job["status"] = "running"
+            self._event(job["id"], "info", "Fine-tuning job started")
         elif job["status"] == "running":
-            job.update(
-                status="succeeded",
-                fine_tuned_model=f"ft:{job['model']}:fake::{job['id']}",
-                finished_at=int(time.time()),
-                trained_tokens=1234,
-            )
+            polls = self._running_polls[job["id"]] = self._running_polls.get(job["id"], 0) + 1
+            if polls < self.job_running_polls:
+                self._event(job["id"], "info", f"Step {polls}: training loss=0.{polls}")
+            elif self.job_error is not None:
+                job.update(status="failed", finished_at=int(time.time()), error=dict(self.job_error))
+                self._event(job["id"], "error", f"The job failed: {self.job_error.get('message', '')}")
+            else:
+                job.update(
+                    status="succeeded",
+                    fine_tuned_model=f"ft:{job['model']}:fake::{job['id']}",
+                    finished_at=int(time.time()),
+                    trained_tokens=1234,
+                )
+                self._event(job["id"], "info", "The job has successfully completed")
         return 200, job, {}
