@@ -32,7 +32,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     db = wiring.database(dbs)
     wiring.ensure_topics(ks)
     proc = wiring.processor(db.sessions, ks, ws)
-    app = make_app(wiring.worker_config(ks, ws), proc)
+    wc = wiring.worker_config(ks, ws)
+    app = make_app(wc, proc)
+    llm = None
+    if not args.no_llm:
+        from streams.llm_stream import make_llm_agent
+
+        llm = wiring.llm_processor(db.sessions, settings, ks, ws)
+        make_llm_agent(app, wc, llm)
     relay = None
     if ws.relay and not args.no_relay:
         relay = wiring.relay(db.sessions, ks)
@@ -46,6 +53,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         if relay:
             relay.close()
+        if llm is not None:
+            llm.close()
     return 0
 
 
@@ -174,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run the stream worker (and the outbox relay)")
     w.add_argument("--no-relay", action="store_true", help="do not run the outbox relay in this process")
+    w.add_argument("--no-llm", action="store_true", help="do not consume the LLM-interaction topic")
     w.set_defaults(func=cmd_worker)
 
     r = sub.add_parser("relay", help="run the outbox relay on its own")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from opsloop.errors import ConfigError
@@ -84,9 +84,55 @@ class WorkerSettings(BaseSettings):
     policies_file: str = ""  # a YAML policy file (docs/policies.md); empty: the default rules
     log_predictions: Literal["all", "with_id", "none"] = "all"
     label_delay_s: float = Field(default=7 * 86400.0, gt=0)
+    session_timeout_s: float = Field(default=15.0, ge=6, le=300)
     relay: bool = True
     relay_interval_s: float = Field(default=0.5, gt=0)
     web_port: int = Field(default=6066, ge=0, le=65535)
+
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx", "todo", "your-key-here", "<key>"}
+
+
+def _real_secret(name: str, v: SecretStr | None) -> SecretStr | None:
+    if v is not None and v.get_secret_value().strip().lower() in _PLACEHOLDERS:
+        raise ValueError(f"{name} is a placeholder, not a key")
+    return v
+
+
+class LLMSettings(BaseSettings):
+    """The LLM stream. Offline detectors always run; a cloud provider switches on when its key is set."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSLOOP_LLM_", extra="ignore")
+
+    enabled: bool = True
+    fingerprint_key: SecretStr | None = None  # keys the stored hashes; default: a generated key in OPSLOOP_HOME
+    window_size: int = Field(default=500, ge=10, le=1_000_000)
+    reference_size: int = Field(default=500, ge=10, le=1_000_000)
+    azure_endpoint: str = ""
+    azure_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = ""
+    remote_sample_rate: float = Field(default=0.1, gt=0, le=1)
+    remote_budget_calls_per_min: int = Field(default=600, ge=1)
+
+    @field_validator("fingerprint_key", "azure_key", "openai_api_key")
+    @classmethod
+    def _no_placeholders(cls, v: SecretStr | None, info: Any) -> SecretStr | None:
+        return _real_secret(f"OPSLOOP_LLM_{info.field_name.upper()}", v)
+
+    def resolved_fingerprint_key(self, home: Path) -> SecretStr:
+        if self.fingerprint_key is not None:
+            if len(self.fingerprint_key.get_secret_value().encode()) < 16:
+                raise ConfigError("OPSLOOP_LLM_FINGERPRINT_KEY must be at least 16 bytes")
+            return self.fingerprint_key
+        import secrets
+
+        path = home / "llm-fingerprint.key"
+        if not path.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return SecretStr(path.read_text().strip())
 
 
 class Settings(BaseSettings):

@@ -76,6 +76,7 @@ def processor(sessions: sessionmaker[Session], ks: KafkaSettings, ws: WorkerSett
 def worker_config(ks: KafkaSettings, ws: WorkerSettings) -> WorkerConfig:
     return WorkerConfig(app_id=ws.app_id, bootstrap_servers=ks.bootstrap_servers, partitions=ks.partitions,
                         batch_size=ws.batch_size, batch_within_s=ws.batch_within_s,
+                        session_timeout_s=ws.session_timeout_s,
                         topics=Topics(ks.namespace))
 
 
@@ -95,3 +96,29 @@ def relay(sessions: sessionmaker[Session], ks: KafkaSettings):  # type: ignore[n
     from retrain.relay import Relay
 
     return Relay(sessions, ks.bootstrap_servers, triggers_topic=Topics(ks.namespace).triggers)
+
+
+def llm_processor(sessions: sessionmaker[Session], settings: Settings, ks: KafkaSettings, ws: WorkerSettings):  # type: ignore[no-untyped-def]
+    """The LLM stream's processor; a cloud safety provider is added when its credentials are set."""
+    from pathlib import Path
+
+    from detectors.safety.providers.azure import AzureContentSafetyConfig
+    from detectors.safety.providers.openai_moderation import OpenAIModerationConfig
+    from detectors.safety.providers.resilience import ResilienceConfig
+    from opsloop.settings import LLMSettings
+    from streams.llm_stream import LLMProcessor, LLMStreamConfig, RemoteProvider
+
+    ls = LLMSettings()
+    resilience = ResilienceConfig(sample_rate=ls.remote_sample_rate, budget_calls=ls.remote_budget_calls_per_min,
+                                  budget_window_s=60.0)
+    remote = []
+    if ls.azure_endpoint and ls.azure_key is not None:
+        remote.append(RemoteProvider(AzureContentSafetyConfig(endpoint=ls.azure_endpoint), ls.azure_key, resilience))
+    if ls.openai_api_key is not None:
+        remote.append(RemoteProvider(OpenAIModerationConfig(base_url=ls.openai_base_url or None),
+                                     ls.openai_api_key, resilience))
+    policies = load_policies(ws.policies_file) if ws.policies_file else None
+    cfg = LLMStreamConfig(consumer_group=ws.app_id, fingerprint_key=ls.resolved_fingerprint_key(Path(settings.home)),
+                          topics=Topics(ks.namespace), window_size=ls.window_size, reference_size=ls.reference_size,
+                          remote=tuple(remote), policies=policies)
+    return LLMProcessor(sessions, cfg)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -250,4 +251,71 @@ class WindowPerformance(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     n_predictions: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- LLM interactions (migration 0005) --------------------------------------------------------------------
+
+
+class LLMInteraction(Base):
+    """An LLM interaction kept for later jobs (prompt update, fine-tune): flagged, badly rated, or sampled.
+
+    Never a whole prompt or response: excerpts are redacted before they are cut (at most 300 characters), and
+    the full texts are only present as keyed hashes (HMAC-SHA256 under a key from the settings).
+    """
+
+    __tablename__ = "llm_interactions"
+    __table_args__ = (Index("ix_llm_interactions_app_window", "application", "window_kind", "window_index"),
+                      Index("ix_llm_interactions_app_time", "application", "occurred_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    application: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column()
+    window_kind: Mapped[str] = mapped_column(String(30))
+    window_index: Mapped[int] = mapped_column(BigInteger)
+    kept_because: Mapped[str] = mapped_column(String(30))
+    prompt_excerpt: Mapped[str] = mapped_column(Text)
+    response_excerpt: Mapped[str] = mapped_column(Text)
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    response_hash: Mapped[str] = mapped_column(String(64))
+    flags: Mapped[dict[str, Any]] = mapped_column(JSON)
+    user_rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- retrain jobs (migration 0004) ------------------------------------------------------------------------
+
+
+class Job(Base):
+    """One job per trigger, ever (``trigger_id`` is unique): queued -> running -> succeeded | failed.
+
+    A running job holds a lease (``lease_owner`` until ``lease_until``); a runner that dies leaves the lease to
+    expire and the next runner resumes the same row as ``attempt + 1``. The partial unique index lets at most one
+    job per model be ``running`` at a time, whichever runner process tries.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("uq_jobs_one_running_per_model", "model", unique=True,
+                            postgresql_where=text("status = 'running'"), sqlite_where=text("status = 'running'")),
+                      Index("ix_jobs_status_created", "status", "created_at"))
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(String(64), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    new_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

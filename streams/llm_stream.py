@@ -1,4 +1,4 @@
-"""The LLM interaction stream: safety, quality and descriptor drift per application window, in one transaction.
+"""The LLM interaction stream: safety, quality and descriptor drift per application window, one transaction.
 
 ``LLMProcessor.process(records)`` applies a batch of ``opsloop.llm.v1`` records the way
 ``streams.processor.BatchProcessor`` applies predictions: offsets at or below the stored ones are skipped, bad
@@ -12,8 +12,8 @@ hashes. Its results are cached per record, so a retry after a database outage or
 a paid provider twice.
 
 **Personal data never reaches storage unredacted.** The state holds descriptors (lengths, a language code, a
-topic class) and compact verdicts (no text); kept interactions, findings and their evidence hold excerpts of at
-most 300 characters cut from the *redacted* text, and keyed hashes (``fingerprint``) of the full texts; a
+topic class) and compact verdicts (no text); kept interactions, findings and their evidence hold excerpts of
+at most 300 characters cut from the *redacted* text, and keyed hashes (``fingerprint``) of the full texts; a
 malformed record's dead letter carries its value only after ``redact`` ran over its UTF-8 decoding (see
 ``redacted_dead_letter``). Logs name counts, offsets and reasons, never text.
 """
@@ -60,6 +60,7 @@ from detectors.safety import (
     summarize,
 )
 from detectors.safety.providers.resilience import ResilienceConfig, sampled
+from detectors.safety.window import OVERALL
 from retrain.policies import ApplicationRule, BoundRule, Budget, Observation, PolicySet, check_budget
 from retrain.policy import PolicyState, decide, trigger_id
 from storage import repo
@@ -100,7 +101,7 @@ def state_key(application: str) -> tuple[str, str]:
 class RemoteProvider:
     """A remote safety provider to build: its config object and key come from the settings (never read here).
 
-    ``config`` is an ``AzureContentSafetyConfig`` or an ``OpenAIModerationConfig``; the key is never in a repr.
+    ``config`` is an ``AzureContentSafetyConfig`` or an ``OpenAIModerationConfig``; no repr shows the key.
     """
 
     config: Any
@@ -133,6 +134,7 @@ class KeepConfig:
     flagged: bool = True  # injection, indirect attack, personal data in the response, flagged harm
     refusals: bool = True
     rating_at_or_below: int | None = -1  # badly rated
+    rating_at_or_above: int | None = None  # well rated (examples for fine-tuning); off by default
     sample_rate: float = 0.01  # a deterministic sample (by event id) of the others
 
     def __post_init__(self) -> None:
@@ -182,9 +184,9 @@ def default_llm_rules(cooldown_s: float = 3600.0) -> tuple[BoundRule, ...]:
 class LLMStreamConfig:
     """Everything the LLM stream needs, built by the caller from settings (this module reads no environment).
 
-    ``fingerprint_key`` (at least 16 bytes) keys the hashes of prompts and responses. ``offline=None`` turns the
-    offline heuristics off (they are the only personal-data detector: leave them on). ``policies``, when given,
-    overrides windows, rules and budgets per application (``applications:`` in the policy file).
+    ``fingerprint_key`` (at least 16 bytes) keys the hashes of prompts and responses. ``offline=None`` turns
+    the offline heuristics off (they are the only personal-data detector: leave them on). ``policies``, when
+    given, overrides windows, rules and budgets per application (``applications:`` in the policy file).
     """
 
     consumer_group: str
@@ -277,7 +279,7 @@ def redacted_text_of(raw: bytes) -> tuple[str, dict[str, int]]:
 
 
 def _redact_str(value: Any) -> Any:
-    return redact(value).text if isinstance(value, str) else value
+    return redact(value).text.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def redacted_dead_letter(
@@ -304,8 +306,9 @@ def redacted_dead_letter(
 
 
 def excerpt(text: str, limit: int = MAX_EXCERPT_CHARS) -> str:
-    """Redact first, then cut: a cut never splits a value that redaction would have recognised."""
-    return redact(text).text[:limit]
+    """Redact first, then cut: a cut never splits a value that redaction would have recognised. NUL characters
+    become U+FFFD (PostgreSQL text refuses them, and a refused row would stall the stream)."""
+    return redact(text).text[:limit].replace("\x00", "\ufffd")
 
 
 # --- one interaction, analysed before the transaction -----------------------------------------------------
@@ -706,11 +709,13 @@ class LLMAppStream:
             f"provider_error_rate:{p}": r.provider_error_rate.value for p, r in safety.by_provider.items()
         }
         s_status = "alert" if safety.alerts else str(safety.status.value)
+        named = []
+        for alert in safety.alerts:  # "overall:pii_leak_rate", "openai:provider_error_rate"
+            scope, name = alert.split(":", 1)
+            value = rates.get(name if scope == OVERALL else f"{name}:{scope}")
+            named.append(f"{name if scope == OVERALL else alert} {_pct(value)}")
         s_text = (
-            (
-                f"safety {s_status} for {where}: "
-                + ", ".join(f"{name} {_pct(rates.get(name.split(':', 1)[1]))}" for name in safety.alerts)
-            )
+            f"safety {s_status} for {where}: " + ", ".join(named)
             if safety.alerts
             else (
                 f"safety {s_status} for {where}: injection attempts {_pct(rates['injection_attempt_rate'])}, "
@@ -1010,7 +1015,11 @@ def _num(x: float | None) -> str:
 
 
 class LLMProcessor:
-    """Applies batches of LLM records; caches states by revision and analyses by record. Truth is in the DB."""
+    """Applies batches of LLM records; caches states by revision and analyses by record. Truth is in the DB.
+
+    ``providers`` replaces the providers built from the config (tests, benchmarks); ``clock`` times the stages
+    reported in ``LLMBatchResult.timings`` (``time.process_time`` for CPU time).
+    """
 
     def __init__(
         self,
@@ -1018,9 +1027,11 @@ class LLMProcessor:
         config: LLMStreamConfig,
         *,
         providers: Sequence[SafetyProvider] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.sessions = sessions
         self.config = config
+        self.clock = clock
         if providers is None:
             built: list[SafetyProvider] = (
                 [OfflineProvider(config.offline)] if config.offline is not None else []
@@ -1062,9 +1073,9 @@ class LLMProcessor:
         raise InfrastructureError(f"llm state kept moving for {max_stale_retries} attempts")
 
     def forget(self) -> None:
-        """Drop caches, e.g. when partitions are revoked."""
+        """Drop the cached states, e.g. when partitions are revoked. Analyses stay: a record at an offset never
+        changes, and a batch in flight may still need them."""
         self._streams.clear()
-        self._analysed.clear()
 
     def close(self) -> None:
         for p in self.providers:
@@ -1087,7 +1098,7 @@ class LLMProcessor:
         todo = [r for r in records if (r.topic, r.partition, r.offset) not in self._analysed]
         if not todo:
             return
-        t0 = time.perf_counter()
+        t0 = self.clock()
         valid: list[tuple[Record, LLMInteractionEvent]] = []
         for rec in todo:
             decoded = self._decode(rec)
@@ -1095,7 +1106,7 @@ class LLMProcessor:
                 valid.append((rec, decoded))
             else:
                 self._analysed[(rec.topic, rec.partition, rec.offset)] = decoded
-        t1 = time.perf_counter()
+        t1 = self.clock()
         timings["decode"] = timings.get("decode", 0.0) + t1 - t0
         if not valid:
             return
@@ -1109,13 +1120,13 @@ class LLMProcessor:
             )
         per_provider: list[list[SafetyVerdict]] = []
         for provider in self.providers:
-            t = time.perf_counter()
+            t = self.clock()
             per_provider.append(self._run_provider(provider, items))
             timings[f"safety:{provider.name}"] = (
-                timings.get(f"safety:{provider.name}", 0.0) + time.perf_counter() - t
+                timings.get(f"safety:{provider.name}", 0.0) + self.clock() - t
             )
         cfg_q = self.config.quality
-        t2 = time.perf_counter()
+        t2 = self.clock()
         analysed: list[Analysed] = []
         for i, ((rec, e), item) in enumerate(zip(valid, items, strict=True)):
             verdicts = [vs[i] for vs in per_provider]
@@ -1128,7 +1139,7 @@ class LLMProcessor:
             )
             desc = describe(item.prompt, e.response, self.config.descriptors, refusal=facts.refusal)
             analysed.append(Analysed(rec, e, item.id, verdicts, facts, desc, _flags(verdicts, facts)))
-        t3 = time.perf_counter()
+        t3 = self.clock()
         timings["quality+descriptors"] = timings.get("quality+descriptors", 0.0) + t3 - t2
         keep = self.config.keep
         key = self.config.fingerprint_key
@@ -1137,17 +1148,24 @@ class LLMProcessor:
             if a.kept_because is not None:
                 a.row = self._row(a, item, key)
             self._analysed[(a.rec.topic, a.rec.partition, a.rec.offset)] = a
-        timings["redact+hash"] = timings.get("redact+hash", 0.0) + time.perf_counter() - t3
+        timings["redact+hash"] = timings.get("redact+hash", 0.0) + self.clock() - t3
 
     def _decode(self, rec: Record) -> LLMInteractionEvent | tuple[str, list[dict[str, Any]]]:
         if rec.value is None:
             return "empty_value", [{"msg": "record has no value (tombstone)"}]
         try:
-            return LLMInteractionEvent.model_validate_json(rec.value)
+            event = LLMInteractionEvent.model_validate_json(rec.value)
         except ValidationError as exc:
             return _reason(exc)
         except (ValueError, RecursionError) as exc:  # pragma: no cover - pydantic-core wraps most errors
             return "undecodable", [{"msg": type(exc).__name__}]
+        # identifiers become keys and text columns; PostgreSQL refuses NUL there, which would stall the stream
+        bad = [name for name in ("application", "model", "event_id") if "\x00" in getattr(event, name)]
+        if bad:
+            return "invalid_characters", [
+                {"loc": n, "type": "nul_character", "msg": "NUL character"} for n in bad
+            ]
+        return event
 
     @staticmethod
     def _run_provider(provider: SafetyProvider, items: Sequence[SafetyItem]) -> list[SafetyVerdict]:
@@ -1195,7 +1213,7 @@ class LLMProcessor:
         res = LLMBatchResult()
         group = self.config.consumer_group
         staged: dict[str, tuple[int | None, LLMAppStream]] = {}
-        t0 = time.perf_counter()
+        t0 = self.clock()
         with self.sessions() as session, session.begin():
             known = repo.load_offsets(session, group, {(r.topic, r.partition) for r in records})
             new_offsets: dict[tuple[str, int], int] = {}
@@ -1233,7 +1251,9 @@ class LLMProcessor:
                     else:
                         rev, cached = self._streams[app]
                         stream = cached.copy()
+                    tw = self.clock()
                     rows += stream.apply(session, items, res)
+                    res.time("windows", self.clock() - tw)
                     staged[app] = (rev, stream)
                 for app, (rev, stream) in staged.items():
                     staged[app] = (repo.save_state(session, keys[app], stream.to_state(), rev), stream)
@@ -1241,7 +1261,7 @@ class LLMProcessor:
                 repo.insert_many_ignore(session, LLMInteraction.__table__, rows)  # type: ignore[arg-type]
                 res.kept += len(rows)
             repo.save_offsets(session, group, new_offsets, known)
-        res.time("store", time.perf_counter() - t0)
+        res.time("store", self.clock() - t0 - res.timings.get("windows", 0.0))
         for app, (rev, stream) in staged.items():
             assert rev is not None
             self._streams[app] = (rev, stream)
@@ -1289,6 +1309,8 @@ def _keep_reason(a: Analysed, keep: KeepConfig) -> str | None:
         return "rating"
     if keep.refusals and a.facts.refusal:
         return "refusal"
+    if keep.rating_at_or_above is not None and rating is not None and rating >= keep.rating_at_or_above:
+        return "good_rating"
     if keep.sample_rate > 0 and sampled(a.event.event_id, keep.sample_rate):
         return "sample"
     return None

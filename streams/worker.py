@@ -28,6 +28,7 @@ class WorkerConfig:
     partitions: int
     batch_size: int = 1000
     batch_within_s: float = 1.0
+    session_timeout_s: float = 15.0  # how soon a dead worker's partitions move to the others
     topics: Topics = Topics()
 
 
@@ -47,6 +48,8 @@ def make_app(config: WorkerConfig, processor: BatchProcessor,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, config.batch_size * 2),
         producer_acks=-1,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, config.session_timeout_s / 5),
     )
     # one agent over predictions and feedback: one batch in flight, applied in one transaction
     source = app.topic(config.topics.predictions, config.topics.feedback, key_type=bytes, value_type=bytes,
