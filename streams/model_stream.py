@@ -288,7 +288,7 @@ class ModelStream:
         fair_summary = self._close_fairness(session, kind, w, window_id, start_at, end_at, res, finding_ids)
         if fair_summary is not None:
             stats["fairness"] = fair_summary
-            observations.append(Observation(FAIRNESS_DETECTOR, fair_summary["status"], {}))
+            observations.append(Observation(FAIRNESS_DETECTOR, fair_summary["status"], fair_summary["metrics"]))
         at = end_at or datetime.now(timezone.utc)
         for rule in self.config.rules:
             self._apply_rule(session, rule, observations, kind, w["index"], at, end_at, finding_ids, res)
@@ -320,7 +320,16 @@ class ModelStream:
                     "window": {"kind": kind, "index": w["index"], "start_at": _iso(start_at),
                                "end_at": _iso(end_at)}})
             finding_ids.append(key)
-        return {"status": str(result.status.value), "alerts": [a.to_dict() for a in result.alerts]}
+        # rules can test the gaps: "<attribute>.<gap>" and the worst over attributes, "<gap>"
+        metrics: dict[str, float | None] = {}
+        for attr, af in summary.get("attributes", {}).items():
+            for gap, d in (af.get("difference") or {}).items():
+                value = d.get("value") if isinstance(d, dict) else None
+                metrics[f"{attr}.{gap}_difference"] = value
+                if value is not None:
+                    metrics[f"{gap}_difference"] = max(value, metrics.get(f"{gap}_difference") or 0.0)
+        return {"status": str(result.status.value), "alerts": [a.to_dict() for a in result.alerts],
+                "metrics": metrics}
 
     def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
                     index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],

@@ -157,3 +157,31 @@ def test_approve_publishes_and_reject_does_not(sessions) -> None:  # type: ignor
         msg = s.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topics().triggers)).one()
         assert msg.message_id == tid and msg.payload["approved_by"] == "ana"
         assert s.get(Trigger, tid).status == "pending"
+
+
+FAIRNESS_POLICY = """
+version: 1
+defaults:
+  windows: {kind: count, size: 500}
+models:
+  "*":
+    rules:
+      - name: parity-gap
+        when: {detector: fairness.parity, metric: selection_rate_difference, above: 0.1}
+        count: 3
+        in_last: 5
+        action: alert
+        cooldown: 1d
+"""
+
+
+def test_fairness_gap_in_3_of_5_windows_drives_a_rule(sessions) -> None:  # type: ignore[no-untyped-def]
+    sc = Scenario(n_events=2000 + 6 * 500, drift_after=10**9, drifted=(), bias_against="b", bias=0.6)
+    proc = BatchProcessor(sessions, replace(CONFIG, policies=parse_policies(FAIRNESS_POLICY)))
+    for b in chunks(records(events(sc)), 500):
+        proc.process(b)
+    with sessions() as s:
+        trig = s.scalars(select(Trigger)).all()
+    assert len(trig) == 1 and trig[0].action == "alert"
+    assert trig[0].dedupe_key.endswith("models/*/parity-gap:count:2")  # the third biased window fires it
+    assert "fairness.parity selection_rate_difference" in trig[0].reason

@@ -188,3 +188,39 @@ def test_planted_bias_through_the_broker(loop: Loop) -> None:
         assert "demographic_parity_difference" in {a["metric"] for a in f.details["alerts"]}
     published = loop.read_topic(loop.topics.findings, expect=len(found))
     assert {m["value"]["detector"] for m in published} == {"fairness.parity"}
+
+
+def test_label_quality_degrades_halfway_through_the_broker(loop: Loop) -> None:
+    from opsloop.simulate import LabelScenario, feedback
+
+    loop.extra_env["OPSLOOP_WORKER_REFERENCE_SIZE"] = "2000"
+    sc = replace(SCENARIO, model="churn", version="7", n_events=6_000, drift_after=10**9, drifted=())
+    labels = LabelScenario(accuracy=0.92, degraded_accuracy=0.6, degrade_after=4_000)
+    loop.worker(relay=True)
+    with loop.publisher() as pub:
+        n = publish_all(pub, _values(sc), loop.topics.predictions)
+        n_fb = publish_all(pub, [("churn", f.model_dump_json().encode()) for f in feedback(sc, labels)],
+                           loop.topics.feedback)
+    loop.wait_applied(n)
+
+    def labelled() -> int:
+        from sqlalchemy import func, select
+
+        from storage.models import PredictionLog
+
+        with loop.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(PredictionLog).where(
+                PredictionLog.labelled_at.is_not(None))) or 0)
+
+    wait_for(lambda: labelled() >= n_fb, 240, f"{n_fb} labels joined")
+    with loop.sessions() as s:
+        from sqlalchemy import select
+
+        from storage.models import Finding
+
+        found = s.scalars(select(Finding)).all()
+    perf = {f.details["window_index"]: f.status for f in found if f.detector == "performance"}
+    assert perf == {0: "ok", 1: "ok", 2: "degraded", 3: "degraded"}, perf
+    adwin = [f for f in found if f.detector == "concept.adwin"]
+    assert adwin and {(f.model, f.model_version) for f in adwin} == {("churn", "7")}
+    assert not [f for f in found if f.detector == "drift.features"]
