@@ -232,13 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-broker", action="store_true", help="leave the local Kafka broker running")
     demo.set_defaults(func=cmd_demo)
 
-    from opsloop import references, reports_cli, webhooks_service
+    from opsloop import jobs_cli, references, reports_cli, webhooks_service
     from opsloop.services.cli import register
 
     register(sub)
     webhooks_service.register(sub)
     reports_cli.register(sub)
     references.register(sub)
+    jobs_cli.register(sub)
     return p
 
 
