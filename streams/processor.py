@@ -136,6 +136,9 @@ class BatchProcessor:
             except (OperationalError, DBAPIError) as exc:
                 self._streams.clear()
                 raise InfrastructureError(str(exc).splitlines()[0]) from exc
+            except BaseException:
+                self._streams.clear()  # cached states may hold this batch's uncommitted changes
+                raise
         raise InfrastructureError(f"model state kept moving for {max_stale_retries} attempts")
 
     def stream_config(self, model: str) -> StreamConfig:
@@ -204,8 +207,8 @@ class BatchProcessor:
                         rev, raw = loaded.get(key, (None, None))
                         stream = ModelStream.restore(key, raw, self.stream_config(key[0]), self.config.topics)
                     else:
-                        rev, cached = self._streams[key]
-                        stream = cached.copy()
+                        # the cached stream is changed in place: any failure below clears the cache (process)
+                        rev, stream = self._streams[key]
                     t0 = time.perf_counter()
                     placed = stream.apply(session, items, res)
                     if "|" not in key[1]:  # slices share their events' log with the whole model version
