@@ -113,6 +113,8 @@ class LLMSettings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str = ""
     remote_sample_rate: float = Field(default=0.1, gt=0, le=1)
+    judge_model: str = ""  # LLM-as-judge (groundedness, relevance) through openai when set with the OpenAI key
+    judge_sample_rate: float = Field(default=0.05, gt=0, le=1)
     remote_budget_calls_per_min: int = Field(default=600, ge=1)
 
     @field_validator("fingerprint_key", "azure_key", "openai_api_key")

@@ -117,6 +117,13 @@ def llm_processor(sessions: sessionmaker[Session], settings: Settings, ks: Kafka
     if ls.openai_api_key is not None:
         remote.append(RemoteProvider(OpenAIModerationConfig(base_url=ls.openai_base_url or None),
                                      ls.openai_api_key, resilience))
+        if ls.judge_model:
+            from dataclasses import replace as _replace
+
+            from detectors.safety.providers.openai_judge import OpenAIJudgeConfig
+
+            remote.append(RemoteProvider(OpenAIJudgeConfig(base_url=ls.openai_base_url or None, model=ls.judge_model),
+                                         ls.openai_api_key, _replace(resilience, sample_rate=ls.judge_sample_rate)))
     policies = load_policies(ws.policies_file) if ws.policies_file else None
     cfg = LLMStreamConfig(consumer_group=ws.app_id, fingerprint_key=ls.resolved_fingerprint_key(Path(settings.home)),
                           topics=Topics(ks.namespace), window_size=ls.window_size, reference_size=ls.reference_size,

@@ -122,6 +122,10 @@ class RemoteProvider:
             from detectors.safety.providers.openai_moderation import OpenAIModerationProvider
 
             return OpenAIModerationProvider(self.config, self.api_key, resilience=Resilience(self.resilience))
+        if kind == "OpenAIJudgeConfig":
+            from detectors.safety.providers.openai_judge import OpenAIJudgeProvider
+
+            return OpenAIJudgeProvider(self.config, self.api_key, resilience=Resilience(self.resilience))
         raise ConfigError(
             f"unknown remote provider config {kind}; expected Azure or OpenAI moderation config"
         )
