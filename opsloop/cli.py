@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-broker", action="store_true", help="leave the local Kafka broker running")
     demo.set_defaults(func=cmd_demo)
 
-    from opsloop import jobs_cli, references, reports_cli, webhooks_service
+    from opsloop import jobs_cli, llm_jobs_cli, references, reports_cli, webhooks_service
     from opsloop.services.cli import register
 
     register(sub)
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports_cli.register(sub)
     references.register(sub)
     jobs_cli.register(sub)
+    llm_jobs_cli.register(sub)
     return p
 
 
