@@ -79,6 +79,8 @@ class LabelScenario:
     delay: timedelta = timedelta(minutes=10)
     share: float = 1.0
     seed: int = 11
+    missed_positives_in: str | None = None  # a sensitive group whose refused cases turn out positive ...
+    missed_rate: float = 0.0                # ... this often (a planted equal-opportunity gap)
 
 
 def feedback(sc: Scenario, ls: LabelScenario) -> Iterator[FeedbackEvent]:
@@ -88,5 +90,8 @@ def feedback(sc: Scenario, ls: LabelScenario) -> Iterator[FeedbackEvent]:
             continue
         acc = ls.degraded_accuracy if i >= ls.degrade_after else ls.accuracy
         truth = e.prediction.label if rng.random() < acc else 1 - int(e.prediction.label or 0)
+        if (ls.missed_positives_in and e.sensitive.get("group") == ls.missed_positives_in
+                and not e.prediction.label and rng.random() < ls.missed_rate):
+            truth = 1
         yield FeedbackEvent(event_id=f"fb-{e.event_id}", prediction_id=e.prediction_id, model=e.model,
                             occurred_at=e.occurred_at + ls.delay, label=truth, source="simulated")

@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import delete, select, update
 
 from detectors.concept import adwin, page_hinkley
+from detectors.fairness import FairnessConfig, FairnessCounts, evaluate_fairness
 from detectors.performance import (
     ClassificationCounts,
     PerformanceConfig,
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 REFERENCE = ("ref", 0)
 CONCEPT = ("concept", 0)
 PERFORMANCE_DETECTOR = "performance"
+LABEL_FAIRNESS_DETECTOR = "fairness.labels"
+# the favourable outcome, as in the window's own fairness counts (streams/model_stream.py)
+POSITIVE_LABELS = frozenset({"1", "true", "yes"})
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,48 @@ class LabelJoin:
         for kind, idx in sorted(changes):
             if (kind, idx) != REFERENCE:
                 self._evaluate(session, perf, kind, idx, ref, res)
+                self._fairness(session, perf, kind, idx, res)
+
+    def _fairness(self, session: Session, perf: _Windows, kind: str, idx: int, res: BatchResult) -> None:
+        """Label-based fairness (equal opportunity, equalized odds, predictive parity) of one window, judged
+        again as its labels arrive. Recounted from the window's logged rows: O(window) per labelled batch."""
+        rows = session.execute(select(PredictionLog.sensitive, PredictionLog.y_pred, PredictionLog.y_true).where(
+            PredictionLog.model == perf.model, PredictionLog.model_version == perf.version,
+            PredictionLog.window_kind == kind, PredictionLog.window_index == idx)).all()
+        attrs = sorted({k for r in rows for k in (r.sensitive or {})})
+        if not attrs or not rows:
+            return
+        groups = {a: np.array([_as_category((r.sensitive or {}).get(a)) for r in rows], dtype=object) for a in attrs}
+        y_pred = np.array([r.y_pred in POSITIVE_LABELS for r in rows], dtype=np.int64)
+        y_true = np.array([np.nan if r.y_true is None else float(r.y_true in POSITIVE_LABELS) for r in rows])
+        counts = FairnessCounts.empty(attrs).update(groups, y_pred, y_true)
+        result = evaluate_fairness(counts, FairnessConfig(attributes=tuple(attrs)))
+        alerts = [a.to_dict() for a in result.alerts if a.based_on != "selection_rate"]
+        w = perf.get(kind, idx)
+        if not alerts and "fair_finding" not in w:
+            return
+        key = f"{perf.model}:{perf.version}:{LABEL_FAIRNESS_DETECTOR}:{kind}:{idx}"
+        status = "alert" if alerts else "ok"
+        named = "; ".join(f"{a['metric']} on {a['attribute']} (worst group {a['groups']['worst']!r})" for a in alerts)
+        text = (f"label-based fairness of {perf.model} v{perf.version} on window {kind} #{idx}: "
+                f"{named or 'no gap beyond its interval'}")
+        details = {"window_kind": kind, "window_index": idx, "alerts": alerts, "result": result.to_dict()}
+        revision = w.get("fair_finding", -1) + 1
+        if revision == 0:
+            repo.add_finding(session, finding_key=key, model=perf.model, model_version=perf.version, window_id=None,
+                             detector=LABEL_FAIRNESS_DETECTOR, status=status, severity="warn", score=None,
+                             summary=text, details=details, revision=0)
+            res.findings += 1
+        else:
+            repo.revise_finding(session, key, revision=revision, status=status, severity="warn", score=None,
+                                summary=text, details=details)
+            res.findings_revised += 1
+        w["fair_finding"] = revision
+        if alerts:
+            repo.add_outbox(session, message_id=f"{key}:r{revision}", topic=self.topics.findings, key=perf.model,
+                            payload={"id": key, "revision": revision, "model": perf.model,
+                                     "model_version": perf.version, "detector": LABEL_FAIRNESS_DETECTOR,
+                                     "status": status, "severity": "warn", "summary": text, "alerts": alerts})
 
     def _evaluate(self, session: Session, perf: _Windows, kind: str, idx: int, ref: dict[str, Any],
                   res: BatchResult) -> None:

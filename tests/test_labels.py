@@ -94,3 +94,31 @@ def test_early_late_and_corrected_labels(sessions) -> None:  # type: ignore[no-u
         assert len(labelled) == 100  # a correction replaces, it does not add
         by_id = {p.prediction_id: p.y_true for p in labelled}
     assert all(by_id[f.prediction_id] == str(f.label) for f in corrected)
+
+
+def test_label_based_fairness_gap_is_found_once_labels_arrive(sessions) -> None:  # type: ignore[no-untyped-def]
+    sc = replace(SC, n_events=5000)
+    proc = BatchProcessor(sessions, CONFIG)
+    for b in chunks(records(events(sc)), 500):
+        proc.process(b)
+    fair = LabelScenario(accuracy=1.0, missed_positives_in="b", missed_rate=0.5)
+    for b in chunks(_fb(list(feedback(sc, fair))), 1000):
+        proc.process(b)
+    with sessions() as s:
+        found = s.scalars(select(Finding).where(Finding.detector == "fairness.labels")).all()
+    assert found and all(f.status == "alert" for f in found)
+    for f in found:
+        gaps = {(a["metric"], a["groups"]["worst"]) for a in f.details["alerts"]}
+        assert ("equal_opportunity_difference", "b") in gaps
+    assert {f.model for f in found} == {"credit-risk"}
+
+
+def test_no_label_fairness_finding_without_a_gap(sessions) -> None:  # type: ignore[no-untyped-def]
+    sc = replace(SC, n_events=5000)
+    proc = BatchProcessor(sessions, CONFIG)
+    for b in chunks(records(events(sc)), 500):
+        proc.process(b)
+    for b in chunks(_fb(list(feedback(sc, LabelScenario(accuracy=0.9)))), 1000):
+        proc.process(b)
+    with sessions() as s:
+        assert s.scalars(select(Finding).where(Finding.detector == "fairness.labels")).all() == []
