@@ -50,8 +50,11 @@ def test_reference_from_file_replaces_the_warm_up(sessions, tmp_path: Path) -> N
 
 def test_reference_from_the_mlflow_run_of_a_model_version(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     mlflow = pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # other tests in this process may have pointed the registry elsewhere
     exp = mlflow.create_experiment("refs", artifact_location=(tmp_path / "artifacts").as_uri())
     data = tmp_path / "reference.parquet"
     _frame(1000).to_parquet(data)
