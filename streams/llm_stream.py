@@ -75,6 +75,7 @@ from streams.processor import (
     dead_letter_payload,
     retry_forever,
 )
+from streams.model_stream import _PROFILES, _dt, _iso, _profile
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -389,30 +390,6 @@ def _verdict(d: Mapping[str, Any]) -> SafetyVerdict:
         errors=tuple(d.get("e", ())),
         skipped=d.get("s"),
     )
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None
-
-
-def _dt(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
-
-
-_PROFILES: dict[int, ReferenceProfile] = {}
-
-
-def _profile(session: Session, reference_id: int) -> ReferenceProfile:
-    prof = _PROFILES.get(reference_id)
-    if prof is None:
-        ref = repo.get_reference(session, reference_id)
-        if ref is None:
-            raise LookupError(f"reference {reference_id} is missing")
-        prof = ReferenceProfile.from_dict(ref.profile)
-        if len(_PROFILES) > 1000:
-            _PROFILES.clear()
-        _PROFILES[reference_id] = prof
-    return prof
 
 
 # --- one application's stream -----------------------------------------------------------------------------
