@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.base import ConfigError, Status
-from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
+from detectors.drift import FeatureDriftConfig, WindowSketch, build_profile, evaluate_drift
 from detectors.llm.descriptors import (
     DEFAULT_DESCRIPTORS,
     DESCRIPTOR_KINDS,
