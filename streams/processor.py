@@ -233,6 +233,8 @@ class BatchProcessor:
         errors: list[dict[str, Any]]
         if rec.value is None:
             reason, errors = "empty_value", [{"msg": "record has no value (tombstone)"}]
+        elif b"\\u0000" in rec.value:  # PostgreSQL text refuses NUL: it would look like an outage forever
+            reason, errors = "invalid_characters", [{"msg": "NUL character (\\u0000) in a string"}]
         else:
             try:
                 return model.model_validate_json(rec.value)

@@ -170,3 +170,11 @@ def test_slices_are_monitored_on_their_own(sessions) -> None:  # type: ignore[no
     # "web" (20 % of 8000 events) is still in its warm-up of 2000 events: no window yet
     assert versions == {"1", "1|device=ios", "1|device=android"}
     assert sliced and all(f.details["drifted_features"] == ["x1"] for f in sliced)
+
+
+def test_nul_characters_dead_letter_instead_of_stalling(sessions) -> None:  # type: ignore[no-untyped-def]
+    e = next(events(SCENARIO))
+    bad = e.model_copy(update={"model": e.model.model_copy(update={"name": "cr\x00edit"})}).model_dump_json().encode()
+    assert b"\\u0000" in bad
+    res = BatchProcessor(sessions, CONFIG).process([Record(topics.PREDICTIONS, 0, 0, None, bad)])
+    assert res.dead_lettered == 1 and res.reasons == {"invalid_characters": 1}
