@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,23 +187,3 @@ def register(subparsers: Any) -> None:
     j.add_argument("--json", action="store_true")
     j.set_defaults(func=cmd_jobs)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from opsloop.errors import OpsloopError
-
-    parser = argparse.ArgumentParser(prog="opsloop", description="retrain jobs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"opsloop: {exc}", file=sys.stderr)
-        return 2
-    except OpsloopError as exc:
-        print(f"opsloop: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,6 @@ import argparse
 import getpass
 import logging
 import signal
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,21 +195,3 @@ def register(subparsers: Any) -> None:
             a.add_argument("--reason")
         a.set_defaults(func=func)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="opsloop", description="LLM jobs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"opsloop: {exc}", file=sys.stderr)
-        return 2
-    except OpsloopError as exc:
-        print(f"opsloop: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

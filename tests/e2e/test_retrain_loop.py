@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -68,15 +67,7 @@ def _register_v1(tracking_uri: str) -> mr.MlflowRegistry:
 
 
 def _runner(loop: Loop) -> subprocess.Popen[bytes]:
-    import opsloop.cli
-
-    if "jobs_cli" in Path(opsloop.cli.__file__).read_text():  # the lead wired `opsloop retrain-runner`
-        return loop.spawn("retrain-runner", name="runner")
-    log = open(loop.workdir / f"runner-{len(loop.procs)}.log", "ab")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "opsloop.jobs_cli", "retrain-runner"], env=loop.env(),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
-    loop.procs.append(proc)
-    return proc
+    return loop.spawn("retrain-runner", name="runner")
 
 
 def _job(loop: Loop) -> Job | None:
