@@ -29,7 +29,6 @@ import argparse
 import os
 import platform
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -194,11 +193,11 @@ def render(f: dict[str, float], n: int, batch: int) -> str:
 
 
 def write(block: str) -> None:
-    text = DOCS.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise SystemExit(f"{DOCS} has no {BEGIN} ... {END} block")
-    DOCS.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+    """Replace the block between the markers (shared with the other benchmarks: bench/_common.write_block)."""
+    from bench._common import write_block
+
+    inner = block.split("\n", 1)[1].rsplit("\n", 1)[0]  # the lines between BEGIN and END
+    write_block(DOCS, "llm", inner, title="Safety", heading="The LLM stream")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
