@@ -14,7 +14,6 @@ import threading
 
 from kafka import KafkaProducer
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
@@ -69,7 +68,7 @@ class Relay:
                 backoff = interval
                 if n < self.batch:
                     self._stop.wait(interval)
-            except (DBAPIError, Exception) as exc:  # noqa: BLE001 - the relay must outlive outages
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive database and broker outages
                 log.warning("relay: %s: %s (retry in %.1fs)", type(exc).__name__, str(exc).splitlines()[0]
                             if str(exc) else "", backoff)
                 self._stop.wait(backoff)
