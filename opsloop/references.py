@@ -69,20 +69,29 @@ def from_mlflow(model_uri: str, artifact: str, dest: Path) -> Path:
 
 def set_reference(sessions: Any, model: str, version: str, df: Any, source: str) -> tuple[int, int]:
     """Store a profile of ``df`` as the model version's newest reference; returns (id, version)."""
-    from detectors.drift import build_profile
     from storage import repo
-    from streams.model_stream import ModelStream
+    from streams.model_stream import ModelStream, build_reference_profile, split_reference_columns
 
     cols, kinds = columns_from_frame(df)
     if len(df) == 0:
         raise ConfigError("the reference has no rows")
-    profile = build_profile(cols, kinds)
+    feature_cols, pred_cols = split_reference_columns(cols)
+    if not feature_cols:
+        raise ConfigError("the reference has no feature columns (only prediction.* columns)")
+    feature_kinds = {k: kinds[k] for k in feature_cols}
+    pred_kinds = {k: kinds[f"prediction.{k}"] for k in pred_cols}
+    if pred_kinds.get("label") == "numeric":  # class labels 0/1 read as numbers: categories, as in events
+        pred_cols["label"] = np.array([None if np.isnan(v) else str(int(v)) if float(v).is_integer() else str(v)
+                                       for v in pred_cols["label"]], dtype=object)
+    pred_kinds = {k: ("categorical" if k == "label" else "numeric") for k in pred_kinds}
+    profile = build_reference_profile(feature_cols, feature_kinds, pred_cols, pred_kinds)
     with sessions() as s, s.begin():
         ref = repo.add_reference(s, model=model, model_version=version, source=source, n_rows=len(df),
-                                 profile=profile.to_dict())
+                                 profile=profile)
+        repo.delete_warmup_rows(s, model, version)
         current = repo.load_states(s, [(model, version)]).get((model, version))
         rev, state = current if current else (None, None)
-        new_state = ModelStream.with_reference(state, ref.id, ref.version, kinds)
+        new_state = ModelStream.with_reference(state, ref.id, ref.version, feature_kinds, pred_kinds)
         repo.save_state(s, (model, version), new_state, rev)
         return ref.id, ref.version
 

@@ -76,7 +76,7 @@ class WorkerSettings(BaseSettings):
     window_size: int = Field(default=1000, ge=10, le=10_000_000)
     window_seconds: float = Field(default=300.0, gt=0)
     allowed_lateness_s: float = Field(default=60.0, ge=0)
-    reference_size: int = Field(default=5000, ge=10, le=1_000_000)
+    reference_size: int = Field(default=10_000, ge=10, le=1_000_000)
     drift_alpha: float = Field(default=0.005, gt=0, lt=1)
     drift_correction: Literal["bonferroni", "bh"] = "bonferroni"
     trigger_cooldown_s: float = Field(default=3600.0, ge=0)

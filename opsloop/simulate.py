@@ -32,6 +32,7 @@ class Scenario:
     bias_against: str | None = None  # a sensitive group whose positive predictions are withheld ...
     bias: float = 0.0                # ... with this probability (a planted fairness problem)
     flap_every: int = 0              # drift on and off every this many events (0: no flapping)
+    score_shift: float = 0.0         # added to the model's logit while drifting (the outputs move, not the inputs)
 
 
 def events(sc: Scenario) -> Iterator[PredictionEvent]:
@@ -52,7 +53,8 @@ def events(sc: Scenario) -> Iterator[PredictionEvent]:
         feats["country"] = str(rng.choice(shift_country, p=cp))
         dp = (0.1, 0.3, 0.6) if drifting and "device" in sc.drifted else _DEVICE_P
         feats["device"] = str(rng.choice(_DEVICES, p=dp))
-        score = float(1 / (1 + np.exp(-(x[0] + 0.5 * x[1]))))
+        logit = x[0] + 0.5 * x[1] + (sc.score_shift if drifting else 0.0)
+        score = float(1 / (1 + np.exp(-logit)))
         group = str(rng.choice(("a", "b")))
         label = int(score > 0.5)
         if label and group == sc.bias_against and rng.random() < sc.bias:

@@ -319,3 +319,20 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- warm-up rows (migration 0006) ----------------------------------------------------------------------
+
+
+class WarmupRow(Base):
+    """The first events of a model version, kept until its reference is built from them, then deleted.
+
+    Appended once per event (the stream state only counts them), so a long warm-up costs one insert per
+    event instead of rewriting the whole buffer inside the state at every batch.
+    """
+
+    __tablename__ = "warmup_rows"
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    row: Mapped[dict[str, Any]] = mapped_column(JSON)

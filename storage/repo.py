@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, tuple_, update
+from sqlalchemy import Table, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from storage.models import (
     PartitionOffset,
     Reference,
     Trigger,
+    WarmupRow,
     Window,
     utcnow,
 )
@@ -126,6 +127,28 @@ def save_state(session: Session, key: tuple[str, str], state: dict[str, Any], ex
 
 
 # --- references, windows, findings, triggers ----------------------------------------------------------
+
+
+# --- warm-up rows -------------------------------------------------------------------------------------
+
+
+def add_warmup_rows(session: Session, model: str, model_version: str, first_seq: int,
+                    rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        insert_many_ignore(session, WarmupRow.__table__, [
+            {"model": model, "model_version": model_version, "seq": first_seq + i, "row": dict(r)}
+            for i, r in enumerate(rows)])
+
+
+def warmup_rows(session: Session, model: str, model_version: str, limit: int) -> list[dict[str, Any]]:
+    return list(session.execute(
+        select(WarmupRow.row).where(WarmupRow.model == model, WarmupRow.model_version == model_version)
+        .order_by(WarmupRow.seq).limit(limit)
+    ).scalars())
+
+
+def delete_warmup_rows(session: Session, model: str, model_version: str) -> None:
+    session.execute(delete(WarmupRow).where(WarmupRow.model == model, WarmupRow.model_version == model_version))
 
 
 def add_reference(session: Session, *, model: str, model_version: str, source: str, n_rows: int,

@@ -1,7 +1,9 @@
-"""One model version's stream: warm-up reference, tumbling windows (by count or event time), drift and policy.
+"""One model version's stream: warm-up reference, windows (count, event time, sliding), detectors and policy.
 
-The whole state round-trips through JSON (``to_state`` / ``restore``) and is saved with every batch, in the
-same transaction as the offsets, so a restarted or rebalanced worker continues exactly where it left off.
+The state round-trips through JSON (``to_state`` / ``restore``) and is saved with every batch, in the same
+transaction as the offsets, so a restarted or rebalanced worker continues exactly where it left off. Between
+batches the worker keeps the open windows as objects (``streams.window_state``); the warm-up's events wait in
+their own table (``warmup_rows``) until the reference is built from them.
 """
 
 from __future__ import annotations
@@ -9,36 +11,40 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
 from detectors.base import Status
+from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
 from detectors.fairness import FairnessConfig, FairnessCounts, evaluate_fairness
-from retrain.policies import Budget, BoundRule, ModelRule, Observation, check_budget
+from retrain.policies import BoundRule, Budget, ModelRule, Observation, check_budget
 from retrain.policy import PolicyState, decide, trigger_id
 from storage import repo
+from streams.columns import CATEGORICAL, NUMERIC, _as_category, infer_kinds, to_columns
 from streams.topics import Topics
-from streams.columns import _as_category, infer_kinds, to_columns
+from streams.window_state import SlidingAggregate, WindowAcc, _dt, _iso
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from streams.events import PredictionEvent
+    from streams.events import Prediction, PredictionEvent
     from streams.processor import BatchResult, Record
 
 log = logging.getLogger(__name__)
 
 DRIFT_DETECTOR = "drift.features"
+PREDICTION_DRIFT_DETECTOR = "drift.prediction"
 FAIRNESS_DETECTOR = "fairness.parity"
 # the favourable outcome for fairness: a prediction whose label is one of these (documented in docs/fairness.md)
 POSITIVE_LABELS = frozenset({"1", "true", "yes"})
 REFERENCE_WINDOW = "ref"
-
+# prediction columns: "label" (categorical), "value" (numeric), "p:<class>" (numeric, the first MAX_CLASSES)
+PREDICTION_PREFIX = "prediction."
+MAX_CLASSES = 20
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -47,13 +53,14 @@ class StreamConfig:
     sliding_panes: int = 10  # a sliding window of window_size events moves by window_size / sliding_panes
     window_seconds: float = 300.0
     allowed_lateness_s: float = 60.0
-    reference_size: int = 5000
+    reference_size: int = 10_000
     drift: FeatureDriftConfig = field(default_factory=FeatureDriftConfig)
     rules: tuple[BoundRule, ...] = field(default_factory=lambda: default_rules(3600.0))
     budget: Budget | None = field(default_factory=Budget)
 
 
 _PROFILES: dict[int, ReferenceProfile] = {}
+_PRED_PROFILES: dict[int, ReferenceProfile | None] = {}
 
 
 def _profile(session: Session, reference_id: int) -> ReferenceProfile:
@@ -65,16 +72,52 @@ def _profile(session: Session, reference_id: int) -> ReferenceProfile:
         prof = ReferenceProfile.from_dict(ref.profile)
         if len(_PROFILES) > 1000:
             _PROFILES.clear()
+            _PRED_PROFILES.clear()
         _PROFILES[reference_id] = prof
+        pred = ref.profile.get("predictions")
+        _PRED_PROFILES[reference_id] = ReferenceProfile.from_dict(pred) if pred else None
     return prof
 
 
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None
+def _pred_profile(session: Session, reference_id: int) -> ReferenceProfile | None:
+    if reference_id not in _PRED_PROFILES:
+        _PROFILES.pop(reference_id, None)
+        _profile(session, reference_id)
+    return _PRED_PROFILES.get(reference_id)
 
 
-def _dt(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
+def prediction_row(p: Prediction) -> dict[str, Any]:
+    """The prediction as drift columns: its label, its value and its class probabilities."""
+    row: dict[str, Any] = {}
+    if p.label is not None:
+        row["label"] = _as_category(p.label)
+    if p.value is not None:
+        row["value"] = float(p.value)
+    if p.probabilities:
+        for cls, prob in list(p.probabilities.items())[:MAX_CLASSES]:
+            row[f"p:{cls}"] = float(prob)
+    return row
+
+
+def prediction_kinds(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    names = sorted({k for r in rows for k in r})
+    return {k: CATEGORICAL if k == "label" else NUMERIC for k in names}
+
+
+def split_reference_columns(cols: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A reference file's columns: features, and the prediction columns named ``prediction.<column>``."""
+    feats = {k: v for k, v in cols.items() if not k.startswith(PREDICTION_PREFIX)}
+    preds = {k[len(PREDICTION_PREFIX):]: v for k, v in cols.items() if k.startswith(PREDICTION_PREFIX)}
+    return feats, preds
+
+
+def build_reference_profile(feature_cols: Mapping[str, Any], feature_kinds: Mapping[str, str],
+                            pred_cols: Mapping[str, Any], pred_kinds: Mapping[str, str]) -> dict[str, Any]:
+    """The stored form of a reference: the feature profile, with the prediction profile under "predictions"."""
+    profile = build_profile(feature_cols, feature_kinds).to_dict()
+    if pred_cols:
+        profile["predictions"] = build_profile(pred_cols, pred_kinds).to_dict()
+    return profile
 
 
 class ModelStream:
@@ -84,32 +127,62 @@ class ModelStream:
         self.topics = topics
         self.s = state
         self.config = config
+        # open windows as objects, decoded from ``s["windows"]`` on first use (decoding needs the profile)
+        self._loaded = False
+        self._count: WindowAcc | None = None
+        self._time: dict[int, WindowAcc] = {}
+        self._sliding = SlidingAggregate(max(1, config.sliding_panes))
+        self._pane: WindowAcc | None = None
 
     # -- persistence ----------------------------------------------------------------------------------
 
     @classmethod
     def restore(cls, key: tuple[str, str], raw: dict[str, Any] | None, config: StreamConfig,
                 topics: Topics) -> ModelStream:
-        state = raw if raw is not None else {"phase": "warmup", "warmup_rows": [], "events": 0,
+        state = raw if raw is not None else {"phase": "warmup", "warmup_n": 0, "events": 0,
                                              "late_dropped": 0, "policy": None, "windows": {}}
         return cls(key, copy.deepcopy(state), config, topics)
 
     @staticmethod
     def with_reference(state: dict[str, Any] | None, reference_id: int, reference_version: int,
-                       kinds: dict[str, str]) -> dict[str, Any]:
-        """A stream state pointed at a new reference: the warm-up ends and open windows restart against it."""
+                       kinds: dict[str, str], pred_kinds: dict[str, str] | None = None) -> dict[str, Any]:
+        """A stream state pointed at a new reference: the warm-up ends and open windows restart against it.
+
+        The caller deletes the model version's warm-up rows (``repo.delete_warmup_rows``) in the same transaction.
+        """
         s = copy.deepcopy(state) if state else {"events": 0, "late_dropped": 0, "windows": {}}
-        s.pop("warmup_rows", None)
-        s.pop("time_closed_below", None)
+        for gone in ("warmup_rows", "warmup_n", "time_closed_below"):
+            s.pop(gone, None)
         s.update(phase="monitor", reference_id=reference_id, reference_version=reference_version, kinds=kinds,
-                 windows={})
+                 pred_kinds=pred_kinds or {}, windows={})
         return s
 
-    def copy(self) -> ModelStream:
-        return ModelStream((self.model, self.version), copy.deepcopy(self.s), self.config, self.topics)
-
     def to_state(self) -> dict[str, Any]:
+        if self._loaded:
+            windows: dict[str, Any] = {}
+            if self._count is not None:
+                windows["count"] = self._count.to_dict()
+            if self._time:
+                windows["time"] = {str(i): w.to_dict() for i, w in sorted(self._time.items())}
+            if len(self._sliding) or self._pane is not None:
+                windows["sliding"] = {"ring": [p.to_dict() for p in self._sliding.panes],
+                                      "current": (self._pane or WindowAcc(0)).to_dict()}
+            self.s["windows"] = windows
         return self.s
+
+    def _load_windows(self, prof: ReferenceProfile, pred: ReferenceProfile | None) -> None:
+        if self._loaded:
+            return
+        ws = self.s.get("windows") or {}
+        if ws.get("count"):
+            self._count = WindowAcc.from_dict(ws["count"], prof, pred)
+        self._time = {int(k): WindowAcc.from_dict(v, prof, pred) for k, v in (ws.get("time") or {}).items()}
+        sl = ws.get("sliding")
+        if sl:
+            self._sliding = SlidingAggregate(max(1, self.config.sliding_panes),
+                                             [WindowAcc.from_dict(p, prof, pred) for p in sl["ring"]])
+            self._pane = WindowAcc.from_dict(sl["current"], prof, pred)
+        self._loaded = True
 
     # -- applying events ------------------------------------------------------------------------------
 
@@ -120,108 +193,120 @@ class ModelStream:
         rest = list(items)
         placed: list[tuple[PredictionEvent, str, int]] = []
         if self.s["phase"] == "warmup":
-            need = self.config.reference_size - len(self.s["warmup_rows"])
-            self.s["warmup_rows"].extend(dict(e.features) for _, e in rest[:need])
-            seen = set(self.s.get("sensitive", [])) | {k for _, e in rest[:need] for k in e.sensitive}
+            if "warmup_rows" in self.s:  # a state saved before warm-up rows had their own table
+                old = self.s.pop("warmup_rows")
+                repo.add_warmup_rows(session, self.model, self.version, 0, [{"f": r, "p": {}} for r in old])
+                self.s["warmup_n"] = len(old)
+            have = int(self.s.get("warmup_n", 0))
+            take = rest[:max(0, self.config.reference_size - have)]
+            repo.add_warmup_rows(session, self.model, self.version, have,
+                                 [{"f": dict(e.features), "p": prediction_row(e.prediction)} for _, e in take])
+            self.s["warmup_n"] = have + len(take)
+            seen = set(self.s.get("sensitive", [])) | {k for _, e in take for k in e.sensitive}
             self.s["sensitive"] = sorted(seen)
-            placed.extend((e, REFERENCE_WINDOW, 0) for _, e in rest[:need])
-            rest = rest[need:]
-            if len(self.s["warmup_rows"]) >= self.config.reference_size:
+            placed.extend((e, REFERENCE_WINDOW, 0) for _, e in take)
+            rest = rest[len(take):]
+            if self.s["warmup_n"] >= self.config.reference_size:
                 self._build_reference(session)
         if not rest:
             return placed
         if self.s.get("sensitive") is None:  # a reference set from a file: learn the attributes from traffic
             self.s["sensitive"] = sorted({k for _, e in rest for k in e.sensitive})
         prof = _profile(session, self.s["reference_id"])
+        pred = _pred_profile(session, self.s["reference_id"])
+        self._load_windows(prof, pred)
         if self.config.window_kind == "count":
-            self._apply_count(session, prof, rest, res, placed)
+            self._apply_count(session, prof, pred, rest, res, placed)
         elif self.config.window_kind == "sliding":
-            self._apply_sliding(session, prof, rest, res, placed)
+            self._apply_sliding(session, prof, pred, rest, res, placed)
         else:
-            self._apply_time(session, prof, rest, res, placed)
+            self._apply_time(session, prof, pred, rest, res, placed)
         return placed
 
     def _build_reference(self, session: Session) -> None:
-        rows = self.s.pop("warmup_rows")
-        kinds = infer_kinds(rows)
-        cols, _ = to_columns(rows, kinds)
-        profile = build_profile(cols, kinds)
+        rows = repo.warmup_rows(session, self.model, self.version, self.config.reference_size)
+        feats = [r["f"] for r in rows]
+        preds = [r.get("p") or {} for r in rows]
+        kinds = infer_kinds(feats)
+        cols, _ = to_columns(feats, kinds)
+        pred_kinds = prediction_kinds(preds)
+        pred_cols, _ = to_columns(preds, pred_kinds)
+        profile = build_reference_profile(cols, kinds, pred_cols, pred_kinds)
         ref = repo.add_reference(session, model=self.model, model_version=self.version, source="warmup",
-                                 n_rows=len(rows), profile=profile.to_dict())
-        _PROFILES[ref.id] = profile
-        self.s.update(phase="monitor", reference_id=ref.id, reference_version=ref.version, kinds=kinds)
+                                 n_rows=len(rows), profile=profile)
+        repo.delete_warmup_rows(session, self.model, self.version)
+        self.s.pop("warmup_n", None)
+        self.s.update(phase="monitor", reference_id=ref.id, reference_version=ref.version, kinds=kinds,
+                      pred_kinds=pred_kinds if "predictions" in profile else {})
         log.info("model %s/%s: reference v%d built from the first %d events", self.model, self.version,
                  ref.version, len(rows))
 
-    def _update(self, prof: ReferenceProfile, w: dict[str, Any],
+    def _update(self, prof: ReferenceProfile, pred: ReferenceProfile | None, w: WindowAcc,
                 chunk: Sequence[tuple[Record, PredictionEvent]]) -> None:
-        cols, type_errors = to_columns([e.features for _, e in chunk], self.s["kinds"])
-        sketch = WindowSketch.from_dict(w["sketch"], prof) if w.get("sketch") else WindowSketch.empty(prof)
-        w["sketch"] = sketch.update(cols).to_dict()
-        w["n"] += len(chunk)
+        kinds = self.s["kinds"]
+        rows = [e.features for _, e in chunk]
+        cols, type_errors = to_columns(rows, kinds)
+        unknown = {k for r in rows for k in r if k not in kinds}
+        for name in unknown:  # named, so the window reports them; their values are not judged
+            cols[name] = np.full(len(rows), None, dtype=object)
+        w.sketch = (w.sketch or WindowSketch.empty(prof)).update(cols)
+        if pred is not None:
+            pcols, _ = to_columns([prediction_row(e.prediction) for _, e in chunk], self.s.get("pred_kinds") or {})
+            w.pred = (w.pred or WindowSketch.empty(pred)).update(pcols)
+        w.n += len(chunk)
         attrs = self.s.get("sensitive") or []
         if attrs:
             groups = {a: np.array([_as_category(e.sensitive.get(a)) for _, e in chunk], dtype=object) for a in attrs}
             y_pred = np.array([_as_category(e.prediction.label) in POSITIVE_LABELS for _, e in chunk], dtype=np.int64)
-            fair = FairnessCounts.from_dict(w["fair"]) if w.get("fair") else FairnessCounts.empty(attrs)
-            w["fair"] = fair.update(groups, y_pred).to_dict()
+            w.fair = (w.fair or FairnessCounts.empty(attrs)).update(groups, y_pred)
         for name, k in type_errors.items():
-            w["type_errors"][name] = w["type_errors"].get(name, 0) + k
+            w.type_errors[name] = w.type_errors.get(name, 0) + k
         times = [e.occurred_at for _, e in chunk]
-        lo, hi = min(times), max(times)
-        w["first_at"] = _iso(min(lo, _dt(w["first_at"]) or lo))
-        w["last_at"] = _iso(max(hi, _dt(w["last_at"]) or hi))
+        w.add_times(min(times), max(times))
+        w.touch()
 
-    @staticmethod
-    def _new_window(index: int) -> dict[str, Any]:
-        return {"index": index, "n": 0, "sketch": None, "type_errors": {}, "first_at": None, "last_at": None}
-
-    def _apply_count(self, session: Session, prof: ReferenceProfile,
+    def _apply_count(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                      items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
                      placed: list[tuple[PredictionEvent, str, int]]) -> None:
         size = self.config.window_size
-        w = self.s["windows"].get("count") or self._new_window(0)
+        w = self._count or WindowAcc(0)
         i = 0
         while i < len(items):
-            take = min(size - w["n"], len(items) - i)
-            self._update(prof, w, items[i:i + take])
-            placed.extend((e, "count", w["index"]) for _, e in items[i:i + take])
+            take = min(size - w.n, len(items) - i)
+            self._update(prof, pred, w, items[i:i + take])
+            placed.extend((e, "count", w.index) for _, e in items[i:i + take])
             i += take
-            if w["n"] >= size:
-                self._close(session, prof, "count", w, _dt(w["first_at"]), _dt(w["last_at"]), res)
-                w = self._new_window(w["index"] + 1)
-        self.s["windows"]["count"] = w
+            if w.n >= size:
+                self._close(session, prof, pred, "count", w, w.first_at, w.last_at, res, volume=(w.n, w.duration_s))
+                w = WindowAcc(w.index + 1)
+        self._count = w
 
-    def _apply_sliding(self, session: Session, prof: ReferenceProfile,
+    def _apply_sliding(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                        items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
                        placed: list[tuple[PredictionEvent, str, int]]) -> None:
         """Sliding count windows from panes: every ``window_size / sliding_panes`` events the last panes are
-        merged (exact counts, so it costs O(panes x bins), never O(window)) and judged as one window."""
-        k = self.config.sliding_panes
-        step = max(1, self.config.window_size // k)
-        sl = self.s["windows"].get("sliding") or {"ring": [], "current": self._new_window(0)}
-        w = sl["current"]
+        merged (exact counts, about three merges per step whatever the number of panes) and judged as one
+        window. Volume is observed per pane."""
+        step = max(1, self.config.window_size // max(1, self.config.sliding_panes))
+        w = self._pane or WindowAcc(0)
         i = 0
         while i < len(items):
-            take = min(step - w["n"], len(items) - i)
-            self._update(prof, w, items[i:i + take])
-            placed.extend((e, "pane", w["index"]) for _, e in items[i:i + take])
+            take = min(step - w.n, len(items) - i)
+            self._update(prof, pred, w, items[i:i + take])
+            placed.extend((e, "pane", w.index) for _, e in items[i:i + take])
             i += take
-            if w["n"] >= step:
-                sl["ring"] = (sl["ring"] + [w])[-k:]
-                if len(sl["ring"]) == k:
-                    merged = _merge_panes(prof, sl["ring"], index=w["index"] - k + 1)
-                    self._close(session, prof, "sliding", merged, _dt(merged["first_at"]), _dt(merged["last_at"]),
-                                res)
-                w = self._new_window(w["index"] + 1)
-        sl["current"] = w
-        self.s["windows"]["sliding"] = sl
+            if w.n >= step:
+                merged = self._sliding.push(w)
+                if merged is not None:
+                    self._close(session, prof, pred, "sliding", merged, merged.first_at, merged.last_at, res,
+                                volume=(w.n, w.duration_s))
+                w = WindowAcc(w.index + 1)
+        self._pane = w
 
-    def _apply_time(self, session: Session, prof: ReferenceProfile,
+    def _apply_time(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
                     placed: list[tuple[PredictionEvent, str, int]]) -> None:
         span = self.config.window_seconds
-        open_w: dict[str, dict[str, Any]] = self.s["windows"].setdefault("time", {})
         closed_below = self.s.get("time_closed_below")  # window indexes below this are closed
         buckets: dict[int, list[tuple[Record, PredictionEvent]]] = {}
         for rec, e in items:
@@ -231,95 +316,120 @@ class ModelStream:
                 continue
             buckets.setdefault(idx, []).append((rec, e))
         for idx in sorted(buckets):
-            w = open_w.get(str(idx)) or self._new_window(idx)
-            self._update(prof, w, buckets[idx])
+            w = self._time.get(idx) or WindowAcc(idx)
+            self._update(prof, pred, w, buckets[idx])
             placed.extend((e, "time", idx) for _, e in buckets[idx])
-            open_w[str(idx)] = w
+            self._time[idx] = w
         max_seen = max([e.occurred_at.timestamp() for _, e in items] + [self.s.get("max_event_ts") or -math.inf])
         self.s["max_event_ts"] = max_seen
         watermark = max_seen - self.config.allowed_lateness_s
-        for key in sorted(open_w, key=int):
-            idx = int(key)
+        for idx in sorted(self._time):
             end = (idx + 1) * span
             if end > watermark:
                 break
-            w = open_w.pop(key)
+            w = self._time.pop(idx)
             start_at = datetime.fromtimestamp(idx * span, tz=timezone.utc)
             end_at = datetime.fromtimestamp(end, tz=timezone.utc)
-            self._close(session, prof, "time", w, start_at, end_at, res)
+            self._close(session, prof, pred, "time", w, start_at, end_at, res, volume=(w.n, span))
             self.s["time_closed_below"] = idx + 1
 
     # -- closing a window -----------------------------------------------------------------------------
 
-    def _close(self, session: Session, prof: ReferenceProfile, kind: str, w: dict[str, Any],
-               start_at: datetime | None, end_at: datetime | None, res: BatchResult) -> None:
-        sketch = WindowSketch.from_dict(w["sketch"], prof) if w["sketch"] else WindowSketch.empty(prof)
+    def _finding(self, session: Session, res: BatchResult, *, detector: str, kind: str, index: int,
+                 window_id: int | None, status: str, severity: str, score: float | None, text: str,
+                 details: dict[str, Any], payload: dict[str, Any], start_at: datetime | None,
+                 end_at: datetime | None, n: int | None) -> str:
+        """Store a window's finding once (its key is the window) and queue it for the findings topic."""
+        key = f"{self.model}:{self.version}:{detector}:{kind}:{index}"
+        if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
+                            window_id=window_id, detector=detector, status=status, severity=severity, score=score,
+                            summary=text, details=details, reference_id=self.s["reference_id"]):
+            res.findings += 1
+            window = {"kind": kind, "index": index, "start_at": _iso(start_at), "end_at": _iso(end_at)}
+            if n is not None:
+                window["n_events"] = n
+            repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
+                "id": key, "model": self.model, "model_version": self.version, "detector": detector,
+                "status": status, "severity": severity, "summary": text, **payload, "window": window})
+        return key
+
+    def _close(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None, kind: str,
+               w: WindowAcc, start_at: datetime | None, end_at: datetime | None, res: BatchResult,
+               volume: tuple[int, float | None] | None = None) -> None:
+        sketch = w.sketch or WindowSketch.empty(prof)
         result = evaluate_drift(prof, sketch, self.config.drift)
         summary = result.to_dict()
-        stats = {"drift": summary, "type_errors": w["type_errors"], "n": w["n"]}
+        stats: dict[str, Any] = {"drift": summary, "type_errors": w.type_errors, "n": w.n}
+        pred_result = None
+        if pred is not None:
+            pred_result = evaluate_drift(pred, w.pred or WindowSketch.empty(pred), self.config.drift)
+            stats["prediction_drift"] = pred_result.to_dict()
         window_id = repo.add_window(session, model=self.model, model_version=self.version, kind=kind,
-                                    window_index=w["index"], start_at=start_at, end_at=end_at, n_events=w["n"],
+                                    window_index=w.index, start_at=start_at, end_at=end_at, n_events=w.n,
                                     reference_id=self.s["reference_id"], stats=stats)
         res.windows += 1
-        drifted = result.status == Status.DRIFT
         finding_ids: list[str] = []
-        if drifted:
-            key = f"{self.model}:{self.version}:{DRIFT_DETECTOR}:{kind}:{w['index']}"
+        where = f"window {kind} #{w.index}, {w.n} events, reference v{self.s['reference_version']}"
+        if result.status == Status.DRIFT:
             feats = list(result.drifted_features)
             text = (f"drift in {len(feats)} of {len(result.scores)} features of {self.model} v{self.version}: "
-                    f"{', '.join(feats)} (window {kind} #{w['index']}, {w['n']} events, reference "
-                    f"v{self.s['reference_version']})")
-            severity = "critical" if result.share_drifted >= 0.5 else "warn"
-            details = {"drifted_features": feats, "share_drifted": result.share_drifted, "window_index": w["index"],
+                    f"{', '.join(feats)} ({where})")
+            severity = "critical" if (result.share_drifted or 0.0) >= 0.5 else "warn"
+            details = {"drifted_features": feats, "share_drifted": result.share_drifted, "window_index": w.index,
                        "window_kind": kind, "reference_version": self.s["reference_version"], "result": summary}
-            if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
-                                window_id=window_id, detector=DRIFT_DETECTOR, status=str(result.status.value),
-                                severity=severity, score=result.share_drifted, summary=text, details=details,
-                                reference_id=self.s["reference_id"]):
-                res.findings += 1
-                repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
-                    "id": key, "model": self.model, "model_version": self.version, "detector": DRIFT_DETECTOR,
-                    "status": "drift", "severity": severity, "summary": text, "drifted_features": feats,
-                    "window": {"kind": kind, "index": w["index"], "start_at": _iso(start_at),
-                               "end_at": _iso(end_at), "n_events": w["n"]}})
-            finding_ids.append(key)
+            finding_ids.append(self._finding(
+                session, res, detector=DRIFT_DETECTOR, kind=kind, index=w.index, window_id=window_id,
+                status="drift", severity=severity, score=result.share_drifted, text=text, details=details,
+                payload={"drifted_features": feats}, start_at=start_at, end_at=end_at, n=w.n))
         observations = [Observation(DRIFT_DETECTOR, str(result.status.value),
                                     {"share_drifted": result.share_drifted})]
+        if pred_result is not None:
+            if pred_result.status == Status.DRIFT:
+                cols = list(pred_result.drifted_features)
+                text = (f"prediction drift in {self.model} v{self.version}: {', '.join(cols)} ({where})")
+                details = {"drifted_columns": cols, "window_index": w.index, "window_kind": kind,
+                           "reference_version": self.s["reference_version"], "result": stats["prediction_drift"]}
+                finding_ids.append(self._finding(
+                    session, res, detector=PREDICTION_DRIFT_DETECTOR, kind=kind, index=w.index,
+                    window_id=window_id, status="drift", severity="warn", score=pred_result.share_drifted,
+                    text=text, details=details, payload={"drifted_columns": cols}, start_at=start_at,
+                    end_at=end_at, n=w.n))
+            observations.append(Observation(PREDICTION_DRIFT_DETECTOR, str(pred_result.status.value),
+                                            {"share_drifted": pred_result.share_drifted}))
+        observations += self._close_quality(session, prof, kind, w, window_id, sketch, stats, volume, where,
+                                            start_at, end_at, res, finding_ids)
         fair_summary = self._close_fairness(session, kind, w, window_id, start_at, end_at, res, finding_ids)
         if fair_summary is not None:
             stats["fairness"] = fair_summary
             observations.append(Observation(FAIRNESS_DETECTOR, fair_summary["status"], fair_summary["metrics"]))
         at = end_at or datetime.now(timezone.utc)
         for rule in self.config.rules:
-            self._apply_rule(session, rule, observations, kind, w["index"], at, end_at, finding_ids, res)
+            self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res)
 
-    def _close_fairness(self, session: Session, kind: str, w: dict[str, Any], window_id: int,
+    def _close_quality(self, session: Session, prof: ReferenceProfile, kind: str, w: WindowAcc, window_id: int,
+                       sketch: WindowSketch, stats: dict[str, Any], volume: tuple[int, float | None] | None,
+                       where: str, start_at: datetime | None, end_at: datetime | None, res: BatchResult,
+                       finding_ids: list[str]) -> list[Observation]:
+        return []
+
+    def _close_fairness(self, session: Session, kind: str, w: WindowAcc, window_id: int,
                         start_at: datetime | None, end_at: datetime | None, res: BatchResult,
                         finding_ids: list[str]) -> dict[str, Any] | None:
         attrs = self.s.get("sensitive") or []
-        if not attrs or not w.get("fair"):
+        if not attrs or w.fair is None:
             return None
-        counts = FairnessCounts.from_dict(w["fair"])
-        result = evaluate_fairness(counts, FairnessConfig(attributes=tuple(attrs)))
+        result = evaluate_fairness(w.fair, FairnessConfig(attributes=tuple(attrs)))
         summary = result.to_dict()
         if result.alerts:
-            key = f"{self.model}:{self.version}:{FAIRNESS_DETECTOR}:{kind}:{w['index']}"
             named = [f"{a.metric} {a.value:.3f} on {a.attribute} (worst group {a.worst!r} vs {a.best!r})"
                      for a in result.alerts]
             text = (f"fairness gap in {self.model} v{self.version}: {'; '.join(named)} (window {kind} "
-                    f"#{w['index']}, {w['n']} events)")
+                    f"#{w.index}, {w.n} events)")
             alerts = [a.to_dict() for a in result.alerts]
-            if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
-                                window_id=window_id, detector=FAIRNESS_DETECTOR, status="alert", severity="warn",
-                                score=None, summary=text, details={"alerts": alerts, "result": summary},
-                                reference_id=self.s["reference_id"]):
-                res.findings += 1
-                repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
-                    "id": key, "model": self.model, "model_version": self.version, "detector": FAIRNESS_DETECTOR,
-                    "status": "alert", "severity": "warn", "summary": text, "alerts": alerts,
-                    "window": {"kind": kind, "index": w["index"], "start_at": _iso(start_at),
-                               "end_at": _iso(end_at)}})
-            finding_ids.append(key)
+            finding_ids.append(self._finding(
+                session, res, detector=FAIRNESS_DETECTOR, kind=kind, index=w.index, window_id=window_id,
+                status="alert", severity="warn", score=None, text=text, details={"alerts": alerts, "result": summary},
+                payload={"alerts": alerts}, start_at=start_at, end_at=end_at, n=None))
         # rules can test the gaps: "<attribute>.<gap>" and the worst over attributes, "<gap>"
         metrics: dict[str, float | None] = {}
         for attr, af in summary.get("attributes", {}).items():
@@ -375,23 +485,6 @@ class ModelStream:
                 repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model,
                                 payload=payload)
             log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, self.model, self.version, reason)
-
-
-def _merge_panes(prof: ReferenceProfile, panes: Sequence[dict[str, Any]], index: int) -> dict[str, Any]:
-    sketch = WindowSketch.empty(prof)
-    fair: FairnessCounts | None = None
-    type_errors: dict[str, int] = {}
-    for p in panes:
-        if p.get("sketch"):
-            sketch = sketch.merge(WindowSketch.from_dict(p["sketch"], prof))
-        if p.get("fair"):
-            f = FairnessCounts.from_dict(p["fair"])
-            fair = f if fair is None else fair.merge(f)
-        for name, n in p["type_errors"].items():
-            type_errors[name] = type_errors.get(name, 0) + n
-    return {"index": index, "n": sum(p["n"] for p in panes), "sketch": sketch.to_dict(),
-            "fair": fair.to_dict() if fair is not None else None, "type_errors": type_errors,
-            "first_at": min(p["first_at"] for p in panes), "last_at": max(p["last_at"] for p in panes)}
 
 
 def _budget_check(session: Session, budget: Budget, model: str, action: str) -> Any:

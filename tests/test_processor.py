@@ -178,3 +178,92 @@ def test_nul_characters_dead_letter_instead_of_stalling(sessions) -> None:  # ty
     assert b"\\u0000" in bad
     res = BatchProcessor(sessions, CONFIG).process([Record(topics.PREDICTIONS, 0, 0, None, bad)])
     assert res.dead_lettered == 1 and res.reasons == {"invalid_characters": 1}
+
+
+def _window_stats(sessions, model: str, kind: str) -> dict[int, dict]:  # type: ignore[no-untyped-def]
+    with sessions() as s:
+        rows = s.scalars(select(Window).where(Window.model == model, Window.kind == kind)).all()
+        return {w.window_index: (w.n_events, w.stats["drift"]["scores"], w.stats.get("prediction_drift"))
+                for w in rows}
+
+
+@pytest.mark.parametrize("kind", ["sliding", "count", "time"])
+def test_a_worker_restarted_at_every_batch_judges_the_same_windows(sessions, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Open windows live in memory between batches; a fresh processor restores them from the stored state."""
+    cfg = replace(CONFIG, stream=replace(CONFIG.stream, window_kind=kind, window_seconds=60.0))
+    steady = BatchProcessor(sessions, replace(cfg, consumer_group="steady"))
+    for batch in chunks(records(events(replace(SCENARIO, model="steady", n_events=5000))), 250):
+        steady.process(batch)
+    for batch in chunks(records(events(replace(SCENARIO, model="restarted", n_events=5000))), 250):
+        BatchProcessor(sessions, replace(cfg, consumer_group="restarted")).process(batch)
+    a, b = _window_stats(sessions, "steady", kind), _window_stats(sessions, "restarted", kind)
+    assert a and a.keys() == b.keys()
+    for idx in a:
+        (n1, s1, p1), (n2, s2, p2) = a[idx], b[idx]
+        assert n1 == n2
+        assert [(x["feature"], x["statistic"], x["p_value"], x["drifted"]) for x in s1] == \
+            [(x["feature"], x["statistic"], x["p_value"], x["drifted"]) for x in s2]
+        assert p1 is not None and p1["drifted_features"] == p2["drifted_features"]
+
+
+def test_warmup_rows_wait_in_their_own_table_and_go_when_the_reference_is_built(sessions) -> None:  # type: ignore[no-untyped-def]
+    from storage.models import Reference, WarmupRow
+
+    proc = BatchProcessor(sessions, CONFIG)
+    recs = records(events(replace(SCENARIO, model="warm", n_events=2500)))
+    proc.process(recs[:1500])
+    with sessions() as s:
+        state = s.scalars(select(ModelState).where(ModelState.model == "warm")).one().state
+        assert state["phase"] == "warmup" and state["warmup_n"] == 1500 and "warmup_rows" not in state
+        assert s.scalar(select(func.count()).select_from(WarmupRow).where(WarmupRow.model == "warm")) == 1500
+    proc.process(recs[1500:])
+    with sessions() as s:
+        state = s.scalars(select(ModelState).where(ModelState.model == "warm")).one().state
+        assert state["phase"] == "monitor"
+        assert s.scalar(select(func.count()).select_from(WarmupRow).where(WarmupRow.model == "warm")) == 0
+        ref = s.scalars(select(Reference).where(Reference.model == "warm")).one()
+        assert ref.n_rows == 2000
+        assert set(ref.profile["predictions"]["features"]) == {"label", "p:1"}
+
+
+def test_a_state_saved_with_warmup_rows_inside_still_loads(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Workers before the warmup_rows table kept the rows in the state: they move to the table."""
+    from storage import repo
+
+    evs = list(events(replace(SCENARIO, model="legacy", n_events=3000)))
+    old_state = {"phase": "warmup", "warmup_rows": [dict(e.features) for e in evs[:1200]], "events": 1200,
+                 "late_dropped": 0, "policy": None, "windows": {}, "sensitive": ["group"]}
+    with sessions() as s, s.begin():
+        repo.save_state(s, ("legacy", "1"), old_state, None)
+    recs = records(evs)
+    BatchProcessor(sessions, CONFIG).process(recs[1200:])
+    with sessions() as s:
+        state = s.scalars(select(ModelState).where(ModelState.model == "legacy")).one().state
+        windows = s.scalars(select(Window).where(Window.model == "legacy")).all()
+    assert state["phase"] == "monitor" and state["events"] == 3000
+    assert [w.window_index for w in windows] == [0] and windows[0].n_events == 1000
+
+
+def test_prediction_drift_is_its_own_finding(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The outputs move (the model's logit shifts) while no input does: a drift.prediction finding only."""
+    proc = BatchProcessor(sessions, CONFIG)
+    for batch in chunks(records(events(replace(SCENARIO, model="outputs", drifted=(), score_shift=1.5))), 500):
+        proc.process(batch)
+    with sessions() as s:
+        found = s.scalars(select(Finding).where(Finding.model == "outputs")).all()
+    detectors = {f.detector for f in found}
+    assert "drift.features" not in detectors
+    pred = [f for f in found if f.detector == "drift.prediction"]
+    # drift from event 5000 = monitored event 3000: windows 3 to 5
+    assert sorted(f.details["window_index"] for f in pred) == [3, 4, 5]
+    assert all(set(f.details["drifted_columns"]) == {"label", "p:1"} for f in pred)
+
+
+def test_no_prediction_drift_without_a_shift(sessions) -> None:  # type: ignore[no-untyped-def]
+    proc = BatchProcessor(sessions, CONFIG)
+    for batch in chunks(records(events(replace(SCENARIO, model="calm", drifted=()))), 500):
+        proc.process(batch)
+    with sessions() as s:
+        windows = s.scalars(select(Window).where(Window.model == "calm")).all()
+        assert s.scalars(select(Finding).where(Finding.model == "calm")).all() == []
+    assert len(windows) == 6 and all(w.stats["prediction_drift"]["status"] == "ok" for w in windows)
