@@ -32,7 +32,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     db = wiring.database(dbs)
     wiring.ensure_topics(ks)
     proc = wiring.processor(db.sessions, ks, ws)
-    wc = wiring.worker_config(ks, ws)
+    wc = wiring.worker_config(ks, ws, home=Path(wiring.home(settings)))
     app = make_app(wc, proc)
     llm = None
     if not args.no_llm:

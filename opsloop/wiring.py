@@ -73,11 +73,12 @@ def processor(sessions: sessionmaker[Session], ks: KafkaSettings, ws: WorkerSett
                                                     slice_by=tuple(f for f in ws.slice_by.split(",") if f)))
 
 
-def worker_config(ks: KafkaSettings, ws: WorkerSettings) -> WorkerConfig:
+def worker_config(ks: KafkaSettings, ws: WorkerSettings, home: Path | None = None) -> WorkerConfig:
+    """``home``: faust's data directory goes under it (``<home>/faust``), not into the working directory."""
     return WorkerConfig(app_id=ws.app_id, bootstrap_servers=ks.bootstrap_servers, partitions=ks.partitions,
                         batch_size=ws.batch_size, batch_within_s=ws.batch_within_s,
                         session_timeout_s=ws.session_timeout_s,
-                        topics=Topics(ks.namespace))
+                        topics=Topics(ks.namespace), datadir=str(home / "faust") if home else None)
 
 
 def home(settings: Settings) -> str:

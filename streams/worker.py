@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +32,15 @@ class WorkerConfig:
     batch_within_s: float = 1.0
     session_timeout_s: float = 15.0  # how soon a dead worker's partitions move to the others
     topics: Topics = Topics()
+    datadir: str | None = None  # faust's data directory (unused with the memory store); None: the system temp dir
 
 
 def make_app(config: WorkerConfig, processor: BatchProcessor,
              on_batch: Callable[[BatchResult], None] | None = None) -> faust.App:
+    datadir = config.datadir or os.path.join(tempfile.gettempdir(), "opsloop-faust")
     app = faust.App(
         config.app_id,
+        datadir=os.path.join(datadir, "{conf.id}-data"),
         broker=f"kafka://{config.bootstrap_servers}",
         store="memory://",
         topic_partitions=config.partitions,
