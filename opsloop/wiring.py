@@ -7,14 +7,15 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.drift import FeatureDriftConfig
 from opsloop.settings import DbSettings, KafkaSettings, Settings, WorkerSettings
-from storage.db import make_engine, migrate, session_factory
 from retrain.policies import load_policies
+from storage.db import make_engine, migrate, session_factory
 from streams.labels import LabelConfig
 from streams.model_stream import StreamConfig, default_rules
 from streams.processor import BatchProcessor, ProcessorConfig

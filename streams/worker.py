@@ -17,8 +17,8 @@ from typing import Any
 
 import faust
 
-from streams.topics import Topics
 from streams.processor import BatchProcessor, BatchResult, Record, retry_forever
+from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
