@@ -8,11 +8,21 @@
   zero counts need no special case; equal to ``confint_proportions_2indep(..., compare="ratio",
   method="log-adjusted")`` (statsmodels' default for ratios).
 
-All functions are vectorised over numpy arrays of counts (and of confidence levels). A proportion with no trials has no interval: its
-bounds are NaN, and so are those of any difference or ratio it takes part in.
+``wilson_interval``, ``newcombe_difference`` and ``katz_ratio`` are vectorised over numpy arrays of counts
+(and of confidence levels). A proportion with no trials has no interval: its bounds are NaN, and so are
+those of any difference or ratio it takes part in.
+
+``z_scalar``, ``wilson_bounds``, ``newcombe_bounds`` and ``katz_bounds`` compute the same on Python numbers,
+for the detector's few groups, where numpy's per-call cost is most of the time: the same IEEE operations in
+the same order give the same bits (``+ - * /`` and the square root are correctly rounded in both, and
+numpy's ``x ** 2`` is ``x * x``). ``katz_bounds`` still takes its logarithms and exponentials from numpy:
+``np.log`` and ``np.exp`` can differ from ``math.log`` and ``math.exp`` in the last bit.
 """
 
 from __future__ import annotations
+
+import math
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +42,49 @@ def z_value(confidence: npt.ArrayLike) -> FloatArray:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     z: FloatArray = -special.ndtri((1.0 - c) / 2.0)
     return z
+
+
+@lru_cache(maxsize=256)
+def z_scalar(confidence: float) -> float:
+    """``z_value`` of one confidence level as a Python float, computed once per level."""
+    return float(z_value(float(confidence)))
+
+
+def _sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0.0 else math.nan  # NaN in, or a negative argument: NaN as numpy gives
+
+
+def wilson_bounds(successes: float, trials: float, z: float) -> tuple[float, float]:
+    """``wilson_interval`` of one proportion at ``z = z_scalar(confidence)``, bit for bit (counts < 2**53)."""
+    if trials == 0:
+        return math.nan, math.nan  # p = x / 0 and z2n = inf: numpy's center and bounds are NaN
+    p = successes / trials
+    z2n = z * z / trials
+    denom = 1.0 + z2n
+    center = (p + z2n / 2.0) / denom
+    spread = p * (1.0 - p) / trials + z2n / (4.0 * trials)
+    # the square root (NaN for a negative argument) and np.clip written out: this runs for every group
+    # and metric of every window
+    half = z * (math.sqrt(spread) if spread >= 0.0 else math.nan) / denom
+    low, high = center - half, center + half
+    return (
+        0.0 if low < 0.0 else (1.0 if low > 1.0 else low),  # noqa: FURB136 - NaN and -0.0 as np.clip
+        0.0 if high < 0.0 else (1.0 if high > 1.0 else high),  # noqa: FURB136
+    )
+
+
+def newcombe_bounds(
+    successes1: float, trials1: float, successes2: float, trials2: float, z: float
+) -> tuple[float, float]:
+    """``newcombe_difference`` of one pair at ``z = z_scalar(confidence)``, bit for bit (counts < 2**53)."""
+    if trials1 == 0 or trials2 == 0:
+        return math.nan, math.nan
+    low1, high1 = wilson_bounds(successes1, trials1, z)
+    low2, high2 = wilson_bounds(successes2, trials2, z)
+    p1, p2 = successes1 / trials1, successes2 / trials2
+    diff = p1 - p2
+    a, b, c, d = p1 - low1, high2 - p2, high1 - p1, p2 - low2
+    return diff - _sqrt(a * a + b * b), diff + _sqrt(c * c + d * d)
 
 
 def _floats(*arrays: npt.ArrayLike) -> list[FloatArray]:
@@ -96,3 +149,28 @@ def katz_ratio(
     low: FloatArray = np.where(undefined, np.nan, np.exp(log_ratio - half))
     high: FloatArray = np.where(undefined, np.nan, np.exp(log_ratio + half))
     return low, high
+
+
+def katz_bounds(pairs: list[tuple[float, float, float, float]], zs: list[float]) -> list[tuple[float, float]]:
+    """``katz_ratio`` of several pairs ``(x1, n1, x2, n2)``, each at its ``z``, bit for bit (counts < 2**53).
+
+    Arithmetic in Python, the logarithms and exponentials in two numpy calls (numpy's ``log`` and ``exp``
+    are what ``katz_ratio`` uses, and they give the same bits for an element whatever the array around it).
+    """
+    if not pairs:
+        return []
+    ratios: list[float] = []
+    halves: list[float] = []
+    for (x1, n1, x2, n2), z in zip(pairs, zs):
+        a1, m1, a2, m2 = x1 + 0.5, n1 + 0.5, x2 + 0.5, n2 + 0.5
+        ratios.append((a1 / m1) / (a2 / m2))
+        halves.append(z * _sqrt(1.0 / a1 - 1.0 / m1 + 1.0 / a2 - 1.0 / m2))
+    log_ratios: list[float] = np.log(np.array(ratios, dtype=np.float64)).tolist()
+    ends = [lr - h for lr, h in zip(log_ratios, halves)] + [lr + h for lr, h in zip(log_ratios, halves)]
+    bounds: list[float] = np.exp(np.array(ends, dtype=np.float64)).tolist()
+    k = len(pairs)
+    # a proportion with no trials (n = 0.5 after the adjustment) has no interval
+    return [
+        (math.nan, math.nan) if n1 + 0.5 < 1.0 or n2 + 0.5 < 1.0 else (bounds[i], bounds[k + i])
+        for i, (_, n1, _, n2) in enumerate(pairs)
+    ]
