@@ -41,6 +41,13 @@ class ProfileMismatchError(OpsloopDetectorError):
     """A window sketch was used with a reference profile other than the one it was built for."""
 
 
+def finite_number(name: str, value: object) -> float:
+    """A config value that must be a finite number (not a bool); ``ConfigError`` naming ``name`` otherwise."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def json_safe(value: Any) -> Any:
     """Plain JSON data: numpy scalars and arrays to Python, NaN and infinities to None, tuples to lists."""
     if value is None or isinstance(value, (bool, str)):

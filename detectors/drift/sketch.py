@@ -1,7 +1,8 @@
 """Window sketches: the incrementally updatable state of one window, over one reference profile.
 
 A sketch keeps counts, not rows: per numeric feature the counts over the profile's fine bins plus missing
-count, count, sum, sum of squares, min and max; per categorical feature the counts per reference bucket plus
+count, count, sum, sum of squares, min and max, and how many values fell strictly below the reference minimum
+(``below``) or above its maximum (``above``); per categorical feature the counts per reference bucket plus
 the categories never seen in the reference. ``update`` costs O(rows + bins) and returns a new sketch;
 ``merge`` adds two sketches of the same profile. Both are exact for counts (the float sums may differ in the
 last bits with the order rows arrive in).
@@ -41,6 +42,8 @@ class NumericWindow:
     total_sq: float = 0.0
     minimum: float = float("inf")
     maximum: float = float("-inf")
+    below: int = 0  # non-missing values strictly below the profile's minimum (0 when it has none)
+    above: int = 0  # ... strictly above its maximum
 
     @classmethod
     def empty(cls, profile: NumericProfile) -> NumericWindow:
@@ -55,6 +58,8 @@ class NumericWindow:
             total_sq=self.total_sq + other.total_sq,
             minimum=min(self.minimum, other.minimum),
             maximum=max(self.maximum, other.maximum),
+            below=self.below + other.below,
+            above=self.above + other.above,
         )
 
     @classmethod
@@ -70,6 +75,8 @@ class NumericWindow:
             total_sq=float(np.dot(values, values)),
             minimum=float(values.min()),
             maximum=float(values.max()),
+            below=0 if profile.minimum is None else int(np.count_nonzero(values < profile.minimum)),
+            above=0 if profile.maximum is None else int(np.count_nonzero(values > profile.maximum)),
         )
 
     @property
@@ -93,6 +100,8 @@ class NumericWindow:
             "sum_sq": self.total_sq,
             "min": None if empty else self.minimum,
             "max": None if empty else self.maximum,
+            "below": self.below,
+            "above": self.above,
         }
 
     @classmethod
@@ -105,6 +114,9 @@ class NumericWindow:
             total_sq=float(data["sum_sq"]),
             minimum=float("inf") if data["min"] is None else float(data["min"]),
             maximum=float("-inf") if data["max"] is None else float(data["max"]),
+            # states stored before below / above existed load with 0 for both
+            below=int(data.get("below", 0)),
+            above=int(data.get("above", 0)),
         )
 
 

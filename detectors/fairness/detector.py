@@ -48,7 +48,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from detectors.base import ConfigError, InputError, json_safe
+from detectors.base import ConfigError, InputError, finite_number, json_safe
 from detectors.fairness import intervals
 from detectors.fairness.counts import (
     COLUMNS,
@@ -103,12 +103,6 @@ GAPS: tuple[GapSpec, ...] = (
     ),
     GapSpec("predictive_parity_difference", (PRECISION,), "difference", "predictive_parity_threshold"),
 )
-
-
-def _number(name: str, value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 def _plain(value: Any) -> Any:
@@ -206,15 +200,15 @@ class FairnessConfig:
             or self.min_group_size < 1
         ):
             raise ConfigError(f"min_group_size must be an integer >= 1, got {self.min_group_size!r}")
-        if not 0.0 < _number("confidence", self.confidence) < 1.0:
+        if not 0.0 < finite_number("confidence", self.confidence) < 1.0:
             raise ConfigError(f"confidence must be in (0, 1), got {self.confidence!r}")
         for spec in GAPS:
-            value = _number(spec.threshold_field, getattr(self, spec.threshold_field))
+            value = finite_number(spec.threshold_field, getattr(self, spec.threshold_field))
             ok = 0.0 < value <= 1.0 if spec.kind == "ratio" else 0.0 <= value < 1.0
             if not ok:
                 bounds = "(0, 1]" if spec.kind == "ratio" else "[0, 1)"
                 raise ConfigError(f"{spec.threshold_field} must be in {bounds}, got {value!r}")
-        if not 0.0 <= _number("min_label_coverage", self.min_label_coverage) <= 1.0:
+        if not 0.0 <= finite_number("min_label_coverage", self.min_label_coverage) <= 1.0:
             raise ConfigError(f"min_label_coverage must be in [0, 1], got {self.min_label_coverage!r}")
         if self.pairwise_correction not in PAIRWISE_CORRECTIONS:
             raise ConfigError(

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from detectors.base import ConfigError, InputError, json_safe
+from detectors.base import ConfigError, InputError, finite_number, json_safe
 from detectors.performance import classification, regression
 from detectors.performance.classification import ClassificationCounts
 from detectors.performance.regression import RegressionSums
@@ -80,12 +80,6 @@ class Reason(StrEnum):
     METRIC_UNDEFINED = "metric_undefined"
 
 
-def _number(name: str, value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class PerformanceConfig:
     """``metric`` None watches accuracy (classification) or MAE (regression); ``tolerance`` None takes the
@@ -102,7 +96,7 @@ class PerformanceConfig:
         if self.metric is not None and self.metric not in ALL_METRICS:
             raise ConfigError(f"metric must be one of {ALL_METRICS} or None, got {self.metric!r}")
         if self.tolerance is not None:
-            tol = _number("tolerance", self.tolerance)
+            tol = finite_number("tolerance", self.tolerance)
             if tol < 0:
                 raise ConfigError(f"tolerance must be >= 0, got {tol!r}")
             object.__setattr__(self, "tolerance", tol)
@@ -110,7 +104,7 @@ class PerformanceConfig:
             raise ConfigError(
                 f"tolerance_kind must be 'absolute', 'relative' or None, got {self.tolerance_kind!r}"
             )
-        alpha = _number("alpha", self.alpha)
+        alpha = finite_number("alpha", self.alpha)
         if not 0.0 < alpha < 1.0:
             raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}")
         object.__setattr__(self, "alpha", alpha)
@@ -120,7 +114,7 @@ class PerformanceConfig:
             or self.min_labelled < 2
         ):
             raise ConfigError(f"min_labelled must be an integer >= 2, got {self.min_labelled!r}")
-        coverage = _number("min_label_coverage", self.min_label_coverage)
+        coverage = finite_number("min_label_coverage", self.min_label_coverage)
         if not 0.0 <= coverage <= 1.0:
             raise ConfigError(f"min_label_coverage must be in [0, 1], got {coverage!r}")
         object.__setattr__(self, "min_label_coverage", coverage)
