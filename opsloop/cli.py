@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="live demo: local broker, worker, relay and a drifting app")
     demo.add_argument("--events", type=int, default=None,
                       help="how many events the app sends (default: reference + 6 windows)")
-    demo.add_argument("--rate", type=float, default=400.0, help="events per second the simulated app sends")
+    demo.add_argument("--rate", type=float, default=800.0, help="events per second the simulated app sends")
     demo.add_argument("--keep-broker", action="store_true", help="leave the local Kafka broker running")
     demo.set_defaults(func=cmd_demo)
 

@@ -21,12 +21,13 @@ import numpy as np
 from detectors.base import Status
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
 from detectors.fairness import FairnessConfig, FairnessCounts, evaluate_fairness
+from detectors.quality import QualityConfig, QualityStatus, VolumeConfig, VolumeMonitor, evaluate_quality
 from retrain.policies import BoundRule, Budget, ModelRule, Observation, check_budget
 from retrain.policy import PolicyState, decide, trigger_id
 from storage import repo
 from streams.columns import CATEGORICAL, NUMERIC, _as_category, infer_kinds, to_columns
 from streams.topics import Topics
-from streams.window_state import SlidingAggregate, WindowAcc, _dt, _iso
+from streams.window_state import SlidingAggregate, WindowAcc, _iso
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 DRIFT_DETECTOR = "drift.features"
 PREDICTION_DRIFT_DETECTOR = "drift.prediction"
+QUALITY_DETECTOR = "quality.data"
+VOLUME_DETECTOR = "quality.volume"
 FAIRNESS_DETECTOR = "fairness.parity"
 # the favourable outcome for fairness: a prediction whose label is one of these (documented in docs/fairness.md)
 POSITIVE_LABELS = frozenset({"1", "true", "yes"})
@@ -55,6 +58,8 @@ class StreamConfig:
     allowed_lateness_s: float = 60.0
     reference_size: int = 10_000
     drift: FeatureDriftConfig = field(default_factory=FeatureDriftConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    volume: VolumeConfig = field(default_factory=VolumeConfig)
     rules: tuple[BoundRule, ...] = field(default_factory=lambda: default_rules(3600.0))
     budget: Budget | None = field(default_factory=Budget)
 
@@ -410,7 +415,44 @@ class ModelStream:
                        sketch: WindowSketch, stats: dict[str, Any], volume: tuple[int, float | None] | None,
                        where: str, start_at: datetime | None, end_at: datetime | None, res: BatchResult,
                        finding_ids: list[str]) -> list[Observation]:
-        return []
+        """Data quality of the window and the event volume (of the window, or of the pane just finished)."""
+        q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
+        summary = q.to_dict()
+        # the window row keeps the verdict and the problems; the per-feature numbers go into a finding only
+        stats["quality"] = {k: summary[k] for k in ("status", "problems", "warnings", "absent_features",
+                                                    "new_columns")}
+        if q.status == QualityStatus.ALERT:
+            named = [_problem_text(p) for p in summary["problems"]]
+            text = (f"data quality of {self.model} v{self.version}: {'; '.join(named)} ({where})")
+            severity = "critical" if summary["absent_features"] else "warn"
+            finding_ids.append(self._finding(
+                session, res, detector=QUALITY_DETECTOR, kind=kind, index=w.index, window_id=window_id,
+                status="alert", severity=severity, score=float(len(q.problems)), text=text,
+                details={"problems": summary["problems"], "window_index": w.index, "window_kind": kind,
+                         "result": summary},
+                payload={"problems": summary["problems"]}, start_at=start_at, end_at=end_at, n=w.n))
+        observations = [Observation(QUALITY_DETECTOR, str(q.status.value), {"problems": float(len(q.problems))})]
+        if volume is None:
+            return observations
+        state = self.s.get("volume") or {}
+        monitor = VolumeMonitor(self.config.volume, history=state.get("history", ()),
+                                n_observed=state.get("n_observed", 0), n_flagged=state.get("n_flagged", 0))
+        n, duration = volume
+        v = monitor.observe(n, duration if duration is not None else 0.0)
+        self.s["volume"] = {k: val for k, val in monitor.to_dict().items() if k in ("history", "n_observed",
+                                                                                   "n_flagged")}
+        stats["volume"] = v.to_dict()
+        if v.flagged:
+            text = (f"event volume {v.direction} for {self.model} v{self.version}: {v.rate:.3g} events/s against "
+                    f"a usual {v.baseline:.3g} (x{v.ratio:.2f}) ({where})")
+            finding_ids.append(self._finding(
+                session, res, detector=VOLUME_DETECTOR, kind=kind, index=w.index, window_id=window_id,
+                status="alert", severity="warn", score=v.ratio, text=text,
+                details={"window_index": w.index, "window_kind": kind, "result": stats["volume"]},
+                payload={"direction": v.direction, "ratio": v.ratio}, start_at=start_at, end_at=end_at, n=w.n))
+        observations.append(Observation(VOLUME_DETECTOR, str(v.status.value),
+                                        {"ratio": v.ratio, "rate": v.rate}))
+        return observations
 
     def _close_fairness(self, session: Session, kind: str, w: WindowAcc, window_id: int,
                         start_at: datetime | None, end_at: datetime | None, res: BatchResult,
@@ -455,6 +497,8 @@ class ModelStream:
         what = f"{when.detector} {when.status or when.metric}"
         reason = f"{what}: {decision.reason} (rule {rule.id})"
         dedupe = f"{self.model}:{self.version}:{rule.id}:{kind}:{index}"
+        # the trigger names the window's findings of the detector its rule watches (keys end detector:kind:index)
+        finding_ids = [f for f in finding_ids if f.rsplit(":", 3)[-3] == when.detector]
         budget = self.config.budget
         if budget is not None and action in budget.applies_to:
             verdict = _budget_check(session, budget, self.model, action)
@@ -485,6 +529,14 @@ class ModelStream:
                 repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model,
                                 payload=payload)
             log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, self.model, self.version, reason)
+
+
+def _problem_text(p: Mapping[str, Any]) -> str:
+    value, expected = p.get("value"), p.get("expected")
+    if value is None:
+        return f"{p['check']} {p['feature']}"
+    shares = f"{100 * value:.1f} %" + (f" vs {100 * expected:.1f} %" if expected is not None else "")
+    return f"{p['check']} {p['feature']} ({shares})"
 
 
 def _budget_check(session: Session, budget: Budget, model: str, action: str) -> Any:

@@ -24,7 +24,8 @@ SCENARIO = Scenario(n_events=8000, drift_after=5000, drifted=("x1", "x4", "count
 
 def _snapshot(sessions):  # type: ignore[no-untyped-def]
     with sessions() as s:
-        findings = sorted((f.finding_key, tuple(f.details["drifted_features"])) for f in s.scalars(select(Finding)))
+        findings = sorted((f.finding_key, tuple(f.details["drifted_features"]))
+                          for f in s.scalars(select(Finding).where(Finding.detector == "drift.features")))
         triggers = sorted(t.dedupe_key for t in s.scalars(select(Trigger)))
         windows = s.scalar(select(func.count()).select_from(Window))
         outbox = sorted(m.message_id for m in s.scalars(select(OutboxMessage)))
@@ -45,7 +46,14 @@ def test_drift_names_exactly_the_shifted_features(sessions) -> None:  # type: ig
     with sessions() as s:
         trig = s.scalars(select(OutboxMessage).where(OutboxMessage.topic == topics.TRIGGERS)).one()
         assert trig.payload["model"] == "credit-risk" and trig.payload["action"] == "retrain"
-        assert trig.payload["findings"][0].endswith(":count:3")
+        # the trigger names the findings of its rule's detector only, not the window's quality finding
+        assert trig.payload["findings"] == ["credit-risk:1:drift.features:count:3"]
+        # a 1-sd shift against a 2,000-row reference also sends values beyond the reference's range
+        quality = s.scalars(select(Finding).where(Finding.detector == "quality.data")).all()
+    assert sorted(f.details["window_index"] for f in quality) == [3, 4, 5]
+    for f in quality:
+        assert {(p["check"], p["feature"]) for p in f.details["problems"]} == {("out_of_range", "x1"),
+                                                                              ("out_of_range", "x4")}
 
 
 def test_no_drift_without_shift(sessions) -> None:  # type: ignore[no-untyped-def]
@@ -128,7 +136,8 @@ def test_event_time_windows(sessions, window_kind: str) -> None:  # type: ignore
         assert [w.n_events for w in ws] == [1000] * len(ws)
         assert len(ws) == 5  # the last window is still open (the watermark has not passed its end)
         assert all(w.end_at is not None and (w.end_at - w.start_at).total_seconds() == 200 for w in ws)
-        drift_windows = sorted(f.details["window_index"] for f in s.scalars(select(Finding)))
+        drift_windows = sorted(f.details["window_index"]
+                               for f in s.scalars(select(Finding).where(Finding.detector == "drift.features")))
     assert len(drift_windows) == 2
 
 
@@ -145,7 +154,8 @@ def test_sliding_windows_equal_tumbling_ones_on_the_same_rows(sessions) -> None:
     with sessions() as s:
         slid = {w.window_index: w for w in s.scalars(select(Window).where(Window.kind == "sliding"))}
         tumb = {w.window_index: w for w in s.scalars(select(Window).where(Window.kind == "count"))}
-        drift_sliding = s.scalars(select(Finding).where(Finding.model == "slide")).all()
+        drift_sliding = s.scalars(select(Finding).where(Finding.model == "slide",
+                                                        Finding.detector == "drift.features")).all()
     # 6000 monitored events, panes of 100: the first full window after 10 panes, then one per pane
     assert len(slid) == 60 - 10 + 1
     for t_idx, t in tumb.items():
@@ -166,7 +176,8 @@ def test_slices_are_monitored_on_their_own(sessions) -> None:  # type: ignore[no
         proc.process(batch)
     with sessions() as s:
         versions = {v for (v,) in s.execute(select(Window.model_version).distinct())}
-        sliced = s.scalars(select(Finding).where(Finding.model_version == "1|device=ios")).all()
+        sliced = s.scalars(select(Finding).where(Finding.model_version == "1|device=ios",
+                                                 Finding.detector == "drift.features")).all()
     # "web" (20 % of 8000 events) is still in its warm-up of 2000 events: no window yet
     assert versions == {"1", "1|device=ios", "1|device=android"}
     assert sliced and all(f.details["drifted_features"] == ["x1"] for f in sliced)

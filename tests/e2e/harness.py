@@ -98,9 +98,15 @@ class Loop:
         wait_for(lambda: self.applied_offsets() >= n, timeout, f"{n} records applied")
 
     def findings(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The feature-drift findings: (key, drifted features)."""
         with self.sessions() as s:
             return sorted((f.finding_key, tuple(sorted(f.details["drifted_features"])))
-                          for f in s.scalars(select(Finding)))
+                          for f in s.scalars(select(Finding).where(Finding.detector == "drift.features")))
+
+    def finding_keys(self) -> list[str]:
+        """Every finding, of any detector."""
+        with self.sessions() as s:
+            return sorted(s.scalars(select(Finding.finding_key)))
 
     def trigger_count(self) -> int:
         with self.sessions() as s:

@@ -21,13 +21,14 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 
 SHIFTED = ("country", "x1", "x4")
 SCENARIO = Scenario(n_events=12_000, drift_after=8_000, drifted=SHIFTED)
-# default settings: reference = events 0-4999; windows of 1000: #0..#6; the shift at event 8000 drifts #3..#6
+# default settings but a 5,000-event reference (events 0-4999); windows of 1000: #0..#6; the shift at event 8000
+# drifts #3..#6
 EXPECTED = [(f"credit-risk:1:drift.features:count:{i}", SHIFTED) for i in range(3, 7)]
 
 
 @pytest.fixture
 def loop(kafka_bootstrap: str, pg_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    lp = Loop(kafka_bootstrap, pg_url, tmp_path)
+    lp = Loop(kafka_bootstrap, pg_url, tmp_path, extra_env={"OPSLOOP_WORKER_REFERENCE_SIZE": "5000"})
     yield lp
     lp.close()
 
@@ -49,8 +50,10 @@ def test_events_to_findings_to_one_trigger(loop: Loop) -> None:
     assert trig["id"] and trig["value"]["id"] == trig["id"]
     assert trig["value"]["model"] == "credit-risk" and trig["value"]["action"] == "retrain"
     assert trig["value"]["findings"] == [EXPECTED[0][0]]
-    findings = loop.read_topic(loop.topics.findings, expect=4)
-    assert sorted(m["id"] for m in findings) == [k for k, _ in EXPECTED]
+    every = loop.finding_keys()  # drift, and the values the shift sends beyond the reference's range
+    assert {k.split(":")[2] for k in every} == {"drift.features", "quality.data"}
+    findings = loop.read_topic(loop.topics.findings, expect=len(every))
+    assert sorted(m["id"] for m in findings) == every
     assert loop.read_topic(loop.topics.dlq, timeout=5) == []
     assert worker.poll() is None
 
@@ -156,7 +159,7 @@ def test_two_workers_split_models_and_agree_with_one(loop: Loop, tmp_path: Path)
 
     with single() as s:
         expected = sorted((f.finding_key, tuple(sorted(f.details["drifted_features"])))
-                          for f in s.scalars(select(Finding)))
+                          for f in s.scalars(select(Finding).where(Finding.detector == "drift.features")))
     assert loop.findings() == expected
     # three drifting models; windows #1 (half shifted) and #2 (all shifted) of each
     assert len(expected) == 3 * 2
