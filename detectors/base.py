@@ -76,8 +76,10 @@ class FeatureScore:
     """One feature's test in one window.
 
     ``n_reference`` and ``n_window`` count the non-missing values the test used; ``missing_rate`` is the share
-    of window rows where the feature was missing. ``effect`` names the effect size (``"psi"``).
-    ``extra`` holds the rest: ``js``, ``hellinger``, reference missing rate, moments, unseen categories.
+    of window rows where the feature was missing. ``effect`` names the effect size that gates the verdict
+    (``"psi"``, or ``"wasserstein_norm"`` for numeric features with ``numeric_effect="wasserstein"``).
+    ``extra`` holds the rest: ``js``, ``hellinger``, ``wasserstein_norm`` (numeric), ``p_method`` (KS: exact or
+    asymptotic), reference missing rate, moments, unseen categories.
     """
 
     feature: str

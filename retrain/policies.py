@@ -143,6 +143,8 @@ class DriftSettings(_Strict):
     categorical_test: Literal["chi2"] | None = None
     psi_floor_numeric: Annotated[float, Field(ge=0)] | None = None
     psi_floor_categorical: Annotated[float, Field(ge=0)] | None = None
+    numeric_effect: Literal["psi", "wasserstein"] | None = None
+    wasserstein_floor: Annotated[float, Field(ge=0)] | None = None
     min_window_rows: Annotated[int, Field(ge=1)] | None = None
     min_reference_rows: Annotated[int, Field(ge=1)] | None = None
     dataset_drift_share: Annotated[float, Field(ge=0, lt=1)] | None = None

@@ -7,7 +7,7 @@ from detectors.drift.correction import adjust, benjamini_hochberg, bonferroni
 from detectors.drift.features import DETECTOR_NAME, FeatureDriftConfig, evaluate_drift
 from detectors.drift.hellinger import hellinger
 from detectors.drift.jensenshannon import jensenshannon
-from detectors.drift.ks import KSResult, ks_binned, ks_pvalue, ks_statistic
+from detectors.drift.ks import KSResult, ks_binned, ks_pvalue, ks_pvalue_asymptotic, ks_statistic
 from detectors.drift.profile import (
     OTHER,
     CategoricalProfile,
@@ -17,6 +17,7 @@ from detectors.drift.profile import (
 )
 from detectors.drift.psi import psi
 from detectors.drift.sketch import CategoricalWindow, NumericWindow, WindowSketch
+from detectors.drift.wasserstein import bin_positions, wasserstein_binned, wasserstein_norm
 
 __all__ = [
     "DETECTOR_NAME",
@@ -32,6 +33,7 @@ __all__ = [
     "WindowSketch",
     "adjust",
     "benjamini_hochberg",
+    "bin_positions",
     "bonferroni",
     "build_profile",
     "chi2_two_sample",
@@ -40,6 +42,9 @@ __all__ = [
     "jensenshannon",
     "ks_binned",
     "ks_pvalue",
+    "ks_pvalue_asymptotic",
     "ks_statistic",
     "psi",
+    "wasserstein_binned",
+    "wasserstein_norm",
 ]

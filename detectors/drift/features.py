@@ -2,9 +2,43 @@
 
 Each feature gets a test (KS on fine bins for numeric, two-sample chi-square for categorical), its p-value is
 adjusted over all tested features of the window (Bonferroni by default), and it is flagged when the adjusted
-p-value is below ``alpha`` AND its PSI is at least a floor. The test answers "is this more than noise?", the
-floor answers "is it big enough to act on?": with large windows the test alone flags shifts too small to
-matter, with small windows the floor alone flags noise.
+p-value is below ``alpha`` AND its effect size is at least a floor (PSI by default; for numeric features the
+normalised Wasserstein distance with ``numeric_effect="wasserstein"``). The test answers "is this more than
+noise?", the floor answers "is it big enough to act on?": with large windows the test alone flags shifts too
+small to matter, with small windows the floor alone flags noise.
+
+Evaluation is vectorised
+------------------------
+Sliding windows evaluate at every step, so ``evaluate_drift`` handles all numeric features of a window at
+once: the profile's per-feature arrays are stacked once into zero-padded ``(features, bins)`` matrices
+(cached per profile object, see ``_stacks``), the window's counts are scattered into the same layout, and
+KS statistics, coarse counts, PSI (with psi.py's Evidently smoothing), Jensen-Shannon, Hellinger, the
+normalised Wasserstein distance and the optional chi-square test are a handful of numpy calls for all
+features; the categorical features likewise. Every number equals what the per-feature functions
+(``ks_binned``, ``psi``, ``jensenshannon``, ``hellinger``, ``chi2_two_sample``, ``wasserstein_norm``) give
+on that feature's bins, up to the order of floating-point additions (tested to 1e-12 in
+``tests/detectors/test_drift_fast.py``).
+
+Which KS p-values are exact
+---------------------------
+scipy's ``kstwo.sf`` (what ``ks_2samp(method='asymp')`` returns) costs 0.2-70 ms per feature, more than
+everything else together. A numeric feature can only be flagged when its effect clears the floor, so:
+
+* features whose effect is at or above the floor (the candidates) get the exact ``kstwo.sf`` value: their
+  verdict and reported p-value are exactly scipy's;
+* the others get ``ks_pvalue_asymptotic`` (ks.py: Kolmogorov's limit at a corrected argument, within 3 % of
+  the exact value for an effective sample size ``n*m/(n+m)`` of 50 or more; below 50 the exact value is
+  used); ``extra["p_method"]`` says which. Under Bonferroni a feature's adjusted p-value depends on its own
+  p-value only, so no verdict can differ from the all-exact computation.
+* Under Benjamini-Hochberg every p-value moves the cut-off: a feature is flagged when its p-value is below
+  ``alpha * R / k`` for the largest ``R`` with ``R`` p-values below ``alpha * R / k``, and a non-candidate
+  counts towards ``R`` through which thresholds ``alpha * r / k`` its p-value is below. An asymptotic value
+  further than ``BH_EXACT_BAND`` (1.25, against a measured error of 3 %) outside ``[alpha / k, alpha]`` is
+  below all thresholds or above all of them whatever its exact value, so only non-candidates inside that
+  band get the exact value too. Verdicts are then identical to the all-exact computation (tested on random
+  quiet and drifted windows, with many sub-floor shifts whose p-values fall in the band); without the band
+  they can differ (a constructed case is in the tests). The adjusted p-values of candidates can still carry
+  the asymptotic error (<= 3 %) of other features' p-values; their verdicts cannot.
 
 Choosing alpha (0.005)
 ----------------------
@@ -24,15 +58,22 @@ m reference values): 10 coarse bins at n = 1,000 against m = 20,000 give a mean 
   0.2-sd shift ~0.04. A floor of 0.05 sits too close to the 0.25-sd shift that must be caught in >= 95 % of
   5k-row windows; 0.03 keeps it clear and still mutes shifts below ~0.15 sd, which the KS test alone would
   flag at large windows. False alarms are left to the test (alpha above).
+* Numeric, ``numeric_effect="wasserstein"`` (``wasserstein_floor`` 0.1): Evidently's default threshold for
+  its ``wasserstein_distance_norm``, which the binned distance follows (wasserstein.py). A mean shift of
+  ``s`` sd moves it by about ``s``, so 0.1 mutes shifts below ~0.1 sd. Its noise without drift is ~0.04 at
+  1,000 rows (up to ~0.12 measured) and ~0.02 at 10,000, so on small windows the floor alone would alarm
+  (Evidently's preset: ~100 per 1,000 windows of 1,000 rows); the test keeps that in check here.
 * Categorical (0.005): moving 5 percentage points of mass between categories (total variation 0.05) gives
   PSI >= 4 * 0.05**2 = 0.01 for any category mix (PSI is Jeffreys' divergence, and Pinsker bounds each KL
   by 2 * TV**2); the worst case is between two large categories (50/50 -> 55/45: PSI 0.0100). At 5,000 rows
   against 5,000 (n_eff = 2,500) the observed PSI of that worst case has sd ~0.004, so the floor sits at half
-  of 0.01. Simulated with 23 features (Bonferroni over 23): the worst case is caught in 93% of windows (97%
-  against a 20,000-row reference), 20% -> 25% of a 3-way mix and a 40/30 -> 35/35 move in 99%+; a floor of
-  0.01 would catch 49% / 87-88%. An identical distribution must reach chi2 >= 12.5 on k-1 degrees of
-  freedom to clear the floor, and the adjusted test (p < alpha / 23 per feature) limits it further (measured
-  0.0-0.2% per categorical feature at 5k rows even at alpha = 0.05).
+  of 0.01. How often that worst case is caught depends on the reference size (a larger reference lowers
+  the noise): the measured rate is in docs/drift.md's benchmark table ("False alarms and power"), at the
+  worker's default reference size. Milder cases are caught in 99%+ of simulated 5k-row windows (20% -> 25%
+  of a 3-way mix, a 40/30 -> 35/35 move), and a floor of 0.01 would catch only about half of the worst
+  cases. An identical distribution must reach chi2 >= 12.5 on k-1 degrees of freedom to clear the floor,
+  and the adjusted test (p < alpha / 23 per feature) limits it further (measured 0.0-0.2% per categorical
+  feature at 5k rows even at alpha = 0.05).
 * At 1,000-row windows no categorical floor below ~0.015 binds, so the false-alarm rate there is set by the
   adjusted test: about ``alpha * categorical features / all features`` per window: 0.65% for 3 of 23 at
   alpha = 0.05 (hence alpha = 0.005 by default: ~0.07%).
@@ -40,10 +81,15 @@ m reference values): 10 coarse bins at n = 1,000 against m = 20,000 give a mean 
 
 from __future__ import annotations
 
+import functools
+import weakref
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from scipy import special
 
 from detectors.base import (
     CATEGORICAL,
@@ -54,18 +100,20 @@ from detectors.base import (
     ProfileMismatchError,
     Status,
 )
-from detectors.drift.chisquare import chi2_two_sample
 from detectors.drift.correction import CORRECTIONS, adjust
-from detectors.drift.hellinger import hellinger
-from detectors.drift.jensenshannon import jensenshannon
-from detectors.drift.ks import ks_binned
+from detectors.drift.ks import ASYMPTOTIC_MIN_N, effective_n, ks_pvalue, ks_pvalue_asymptotic
 from detectors.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from detectors.drift.psi import psi
+from detectors.drift.psi import EPSILON
 from detectors.drift.sketch import CategoricalWindow, NumericWindow, WindowSketch
+from detectors.drift.wasserstein import NORM_FLOOR, bin_positions
 
 DETECTOR_NAME = "drift.features"
 NUMERIC_TESTS = ("ks", "chi2")
 CATEGORICAL_TESTS = ("chi2",)
+NUMERIC_EFFECTS = ("psi", "wasserstein")
+# Under BH, a non-candidate's KS p-value is computed exactly when its asymptotic value is within this factor
+# of a BH threshold range [alpha / k, alpha] (module docstring; the asymptotic error is <= 3 %, ks.py).
+BH_EXACT_BAND = 1.25
 
 
 @dataclass(frozen=True)
@@ -79,9 +127,12 @@ class FeatureDriftConfig:
     min_window_rows: int = 100
     min_reference_rows: int = 100
     dataset_drift_share: float = 0.0
+    numeric_effect: str = "psi"  # "wasserstein": the normalised Wasserstein distance gates numeric features
+    wasserstein_floor: float = 0.1  # Evidently's default threshold for wasserstein_distance_norm
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "psi_floor_numeric", "psi_floor_categorical", "dataset_drift_share"):
+        for name in ("alpha", "psi_floor_numeric", "psi_floor_categorical", "dataset_drift_share",
+                     "wasserstein_floor"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -89,6 +140,8 @@ class FeatureDriftConfig:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha!r}")
         if self.psi_floor_numeric < 0 or self.psi_floor_categorical < 0:
             raise ConfigError("psi_floor_numeric and psi_floor_categorical must be >= 0")
+        if self.wasserstein_floor < 0:
+            raise ConfigError(f"wasserstein_floor must be >= 0, got {self.wasserstein_floor!r}")
         if not 0.0 <= self.dataset_drift_share < 1.0:
             raise ConfigError(f"dataset_drift_share must be in [0, 1), got {self.dataset_drift_share!r}")
         if self.correction not in CORRECTIONS:
@@ -99,62 +152,400 @@ class FeatureDriftConfig:
             raise ConfigError(
                 f"categorical_test must be one of {CATEGORICAL_TESTS}, got {self.categorical_test!r}"
             )
+        if self.numeric_effect not in NUMERIC_EFFECTS:
+            raise ConfigError(f"numeric_effect must be one of {NUMERIC_EFFECTS}, got {self.numeric_effect!r}")
         for name in ("min_window_rows", "min_reference_rows"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
 
+    @property
+    def numeric_effect_name(self) -> str:
+        """``FeatureScore.effect`` of numeric features: ``psi`` or ``wasserstein_norm``."""
+        return "psi" if self.numeric_effect == "psi" else "wasserstein_norm"
 
-@dataclass(frozen=True)
-class _Tested:
-    """A feature's numbers before correction."""
+    @property
+    def numeric_floor(self) -> float:
+        return self.psi_floor_numeric if self.numeric_effect == "psi" else self.wasserstein_floor
 
-    test: str
-    statistic: float
-    p_value: float
-    psi: float
-    floor: float
-    extra: dict[str, Any]
+
+@functools.lru_cache(maxsize=64)
+def _config_dict(config: FeatureDriftConfig) -> dict[str, Any]:
+    return asdict(config)
+
+
+# -- per-profile arrays, stacked once -------------------------------------------------------------------
+
+
+def _padded(rows: Sequence[npt.NDArray[Any]], width: int, fill: Any = 0, dtype: Any = np.int64) -> Any:
+    out = np.full((len(rows), width), fill, dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, : row.size] = row
+    return out
+
+
+def _scatter(sizes: Sequence[int], width: int) -> npt.NDArray[np.intp]:
+    """Flat positions in a ``(len(sizes), width)`` array of each row's first ``size`` entries, row after row."""
+    if not sizes:
+        return np.zeros(0, dtype=np.intp)
+    return np.concatenate([i * width + np.arange(size) for i, size in enumerate(sizes)]).astype(np.intp)
+
+
+@dataclass(frozen=True, eq=False)
+class _NumericStack:
+    """The numeric features of a profile as zero-padded ``(features, max fine bins)`` arrays.
+
+    Padding sits after the last fine bin: the cumulative counts there equal the totals, so CDF differences,
+    KS and Wasserstein terms are 0, and coarse bins past a feature's last one are empty on both sides.
+    """
+
+    names: tuple[str, ...]
+    profiles: tuple[NumericProfile, ...]
+    width: int  # max fine bins
+    scatter: npt.NDArray[np.intp]  # where the concatenated window counts go in the flat padded array
+    empty: tuple[npt.NDArray[np.int64], ...]  # zero counts per feature (stands in for untested windows)
+    n: npt.NDArray[np.int64]
+    ref_cdf: npt.NDArray[np.float64]  # cumsum(ref_counts) / n, as ks_statistic computes it
+    coarse_end: npt.NDArray[np.intp]  # per coarse bin, its last fine bin (padding: the last column)
+    coarse_flat: npt.NDArray[np.intp]  # the same as flat positions in the (features, width) array
+    ref_coarse: npt.NDArray[np.float64]
+    position_steps: npt.NDArray[np.float64]  # np.diff of the Wasserstein bin positions (padding: 0)
+    norm: npt.NDArray[np.float64]  # max(reference sd, 0.001)
+
+    @classmethod
+    def build(cls, features: dict[str, NumericProfile]) -> _NumericStack:
+        profiles = list(features.values())
+        sizes = [fp.n_bins for fp in profiles]
+        width = max(sizes, default=1)
+        ref = _padded([fp.ref_counts for fp in profiles], width)
+        n = np.array([fp.n for fp in profiles], dtype=np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):  # n = 0: never tested
+            ref_cdf = np.cumsum(ref, axis=1) / n[:, None]
+        n_coarse = [fp.n_coarse for fp in profiles]
+        c_width = max(n_coarse, default=1)
+        coarse_end = np.full((len(profiles), c_width), width - 1, dtype=np.intp)
+        for i, fp in enumerate(profiles):
+            # last fine bin of each coarse bin: where the (non-decreasing) coarse label changes, and the end
+            coarse_end[i, : fp.n_coarse] = np.flatnonzero(np.diff(fp.coarse_of_fine, append=fp.n_coarse))
+        ref_coarse = np.diff(
+            np.take_along_axis(np.cumsum(ref, axis=1), coarse_end, axis=1), axis=1, prepend=0
+        )
+        positions = [bin_positions(fp.fine_edges, fp.minimum, fp.maximum) for fp in profiles]
+        steps = _padded([np.diff(x) for x in positions], max(width - 1, 0), 0.0, np.float64)
+        norm = np.array([max(NORM_FLOOR if fp.std is None else fp.std, NORM_FLOOR) for fp in profiles])
+        return cls(
+            names=tuple(features),
+            profiles=tuple(profiles),
+            width=width,
+            scatter=_scatter(sizes, width),
+            empty=tuple(np.zeros(size, dtype=np.int64) for size in sizes),
+            n=n,
+            ref_cdf=ref_cdf,
+            coarse_end=coarse_end,
+            coarse_flat=(coarse_end + (np.arange(len(profiles)) * width)[:, None]).astype(np.intp),
+            ref_coarse=ref_coarse.astype(np.float64),
+            position_steps=steps,
+            norm=norm.astype(np.float64),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _CategoricalStack:
+    """The categorical features as ``(features, max buckets + 1)`` arrays; the column after a feature's
+    last reference bucket holds its unseen categories (empty in the reference)."""
+
+    names: tuple[str, ...]
+    width: int
+    scatter: npt.NDArray[np.intp]
+    unseen_at: npt.NDArray[np.intp]  # flat position of each feature's unseen column
+    empty: tuple[npt.NDArray[np.int64], ...]
+    ref: npt.NDArray[np.float64]
+
+    @classmethod
+    def build(cls, features: dict[str, CategoricalProfile]) -> _CategoricalStack:
+        profiles = list(features.values())
+        sizes = [fp.n_buckets for fp in profiles]
+        width = max(sizes, default=0) + 1
+        return cls(
+            names=tuple(features),
+            width=width,
+            scatter=_scatter(sizes, width),
+            unseen_at=(np.arange(len(sizes)) * width + np.array(sizes, dtype=np.intp)).astype(np.intp),
+            empty=tuple(np.zeros(size, dtype=np.int64) for size in sizes),
+            ref=_padded([fp.bucket_counts() for fp in profiles], width).astype(np.float64),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Stacks:
+    numeric: _NumericStack
+    categorical: _CategoricalStack
+    row: dict[str, int]  # feature -> its row in its kind's stack
+    reference_missing_rate: dict[str, float | None]
+
+
+# Profiles are immutable (frozen dataclasses over read-only arrays), so their stacks are built once and
+# live as long as the profile does; the profile object itself, its to_dict and fingerprint are untouched.
+_STACKS: weakref.WeakKeyDictionary[ReferenceProfile, _Stacks] = weakref.WeakKeyDictionary()
+
+
+def _stacks(profile: ReferenceProfile) -> _Stacks:
+    stacks = _STACKS.get(profile)
+    if stacks is None:
+        numeric = {n: fp for n, fp in profile.features.items() if isinstance(fp, NumericProfile)}
+        categorical = {n: fp for n, fp in profile.features.items() if isinstance(fp, CategoricalProfile)}
+        row = {name: i for i, name in enumerate(numeric)} | {name: i for i, name in enumerate(categorical)}
+        missing = {name: _rate(fp.missing, fp.n + fp.missing) for name, fp in profile.features.items()}
+        stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), row, missing)
+        _STACKS[profile] = stacks
+    return stacks
+
+
+# -- the binned statistics of many features at once -----------------------------------------------------
+# Each row is one feature; rows are padded with bins empty on both sides. Every function gives, row by row,
+# what the scalar function named in its docstring gives on that feature's bins (tests/detectors/
+# test_drift_fast.py checks it to 1e-12; only the order of the additions differs).
+
+
+def _smoothed(props: npt.NDArray[np.float64], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    """``psi.smoothed`` per row over the bins seen on either side; 1.0 on the others (their PSI term is 0)."""
+    smallest = np.where(props > 0, props, np.inf).min(axis=1, keepdims=True)
+    fill = np.where(smallest <= EPSILON, smallest / 10**6, EPSILON)
+    out: npt.NDArray[np.float64] = np.where(props > 0, props, np.where(seen, fill, 1.0))
+    return out
+
+
+def _kl_to(p: npt.NDArray[np.float64], mid: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``jensenshannon._kl_to`` per row: ``sum(p * log(p / mid))`` over ``p > 0``."""
+    ratio = np.divide(p, mid, out=np.ones_like(p), where=p > 0)
+    out: npt.NDArray[np.float64] = (p * np.log(ratio)).sum(axis=1)
+    return out
+
+
+def _binned_effects(
+    ref: npt.NDArray[np.float64], win: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``psi``, ``jensenshannon`` and ``hellinger`` per row (every row has counts on both sides)."""
+    p = ref / ref.sum(axis=1, keepdims=True)
+    q = win / win.sum(axis=1, keepdims=True)
+    seen = (ref > 0) | (win > 0)
+    ps, qs = _smoothed(p, seen), _smoothed(q, seen)
+    psi = ((ps - qs) * np.log(ps / qs)).sum(axis=1)
+    mid = (p + q) / 2.0
+    js = np.sqrt(np.maximum((_kl_to(p, mid) + _kl_to(q, mid)) / 2.0, 0.0))
+    hel = np.sqrt(1.0 - np.clip(np.sqrt(p * q).sum(axis=1), 0.0, 1.0))
+    return psi, js, hel
+
+
+def _chi2(
+    ref: npt.NDArray[np.float64], win: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """``chi2_two_sample`` per row: statistic, degrees of freedom, p-value (``chi2.sf`` is ``chdtrc``)."""
+    n, m = ref.sum(axis=1, keepdims=True), win.sum(axis=1, keepdims=True)
+    column = ref + win
+    total = n + m
+    kept = column > 0
+    e_ref, e_win = n * column / total, m * column / total
+    terms = np.divide((ref - e_ref) ** 2, e_ref, out=np.zeros_like(ref), where=kept)
+    terms += np.divide((win - e_win) ** 2, e_win, out=np.zeros_like(win), where=kept)
+    dof = kept.sum(axis=1) - 1
+    statistic = np.where(dof > 0, terms.sum(axis=1), 0.0)
+    p_value = np.where(dof > 0, special.chdtrc(np.maximum(dof, 1), statistic), 1.0)
+    return statistic, dof, p_value
+
+
+def _bh_needs_exact(p_asymptotic: npt.NDArray[np.float64], alpha: float, k: int) -> npt.NDArray[np.bool_]:
+    """Features whose exact p-value could sit on the other side of a BH threshold ``alpha * r / k``.
+
+    BH's verdicts depend on a non-candidate's p-value only through which thresholds it is below. The
+    asymptotic value is within 3 % of the exact one (never above it for p >= 1e-6; ks.py), so outside
+    ``[alpha / k / band, alpha * band]`` it is below every threshold or above all of them either way.
+    """
+    upper = alpha * BH_EXACT_BAND if alpha >= 1e-5 else np.inf  # past 1e-6 the bound is one-sided
+    out: npt.NDArray[np.bool_] = (p_asymptotic >= alpha / k / BH_EXACT_BAND) & (p_asymptotic <= upper)
+    return out
+
+
+# One tested feature before correction: test, statistic, p-value, effect, effect value, floor, extra.
+_Tested = tuple[str, float, float, str, float, float, dict[str, Any]]
+Matrix = npt.NDArray[np.float64]
 
 
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _numeric(fp: NumericProfile, win: NumericWindow, config: FeatureDriftConfig) -> _Tested:
-    ref_coarse, win_coarse = fp.coarsen(fp.ref_counts), fp.coarsen(win.counts)
-    extra: dict[str, Any]
-    if config.numeric_test == "ks":
-        ks = ks_binned(fp.ref_counts, win.counts)
-        test, statistic, p_value, extra = "ks", ks.statistic, ks.p_value, {}
+@dataclass
+class _NumericArrays:
+    """The fine-bin statistics of the tested numeric features, one entry per feature of ``rows``."""
+
+    windows: list[NumericWindow]
+    d: Matrix
+    wasserstein: Matrix
+    n: npt.NDArray[np.int64]
+    m: npt.NDArray[np.int64]
+    ref_coarse: Matrix
+    win_coarse: Matrix
+
+
+def _numeric_arrays(stack: _NumericStack, sketch: WindowSketch, rows: dict[str, int]) -> _NumericArrays:
+    size, width = len(stack.names), stack.width
+    parts = list(stack.empty)
+    windows: list[NumericWindow] = []
+    for name, i in rows.items():
+        win = sketch.features[name]
+        assert isinstance(win, NumericWindow)
+        parts[i] = win.counts
+        windows.append(win)
+    counts = np.zeros(size * width, dtype=np.int64)
+    counts[stack.scatter] = np.concatenate(parts)
+    counts = counts.reshape(size, width)
+    sel = None if len(rows) == size else np.fromiter(rows.values(), dtype=np.intp, count=len(rows))
+
+    def take(arr: Any) -> Any:
+        return arr if sel is None else arr[sel]
+
+    cum = np.cumsum(take(counts), axis=1)
+    m = cum[:, -1]
+    # as ks_statistic: integer cumulative counts divided once, reference minus window
+    absdiff = np.abs(take(stack.ref_cdf) - cum / m[:, None])
+    wasserstein = (absdiff[:, :-1] * take(stack.position_steps)).sum(axis=1) / take(stack.norm)
+    # coarse counts: differences of the cumulative counts at each coarse bin's last fine bin
+    ends = (
+        stack.coarse_flat if sel is None else stack.coarse_end[sel] + (np.arange(sel.size) * width)[:, None]
+    )
+    at_ends = cum.reshape(-1)[ends]
+    win_coarse = at_ends.astype(np.float64)
+    win_coarse[:, 1:] -= at_ends[:, :-1]
+    return _NumericArrays(
+        windows, absdiff.max(axis=1), wasserstein, take(stack.n), m, take(stack.ref_coarse), win_coarse
+    )
+
+
+def _categorical_arrays(
+    stack: _CategoricalStack, sketch: WindowSketch, rows: dict[str, int]
+) -> tuple[list[CategoricalWindow], Matrix, Matrix]:
+    """Reference and window counts per bucket; new categories share one extra bucket, empty in the reference."""
+    parts = list(stack.empty)
+    unseen = np.zeros(len(stack.names), dtype=np.int64)
+    windows: list[CategoricalWindow] = []
+    for name, i in rows.items():
+        win = sketch.features[name]
+        assert isinstance(win, CategoricalWindow)
+        windows.append(win)
+        parts[i] = win.counts
+        unseen[i] = win.unseen_count
+    counts = np.zeros(len(stack.names) * stack.width, dtype=np.int64)
+    counts[stack.scatter] = np.concatenate(parts)
+    counts[stack.unseen_at] = unseen
+    counts = counts.reshape(len(stack.names), stack.width)
+    if len(rows) == len(stack.names):
+        return windows, stack.ref, counts.astype(np.float64)
+    sel = np.fromiter(rows.values(), dtype=np.intp, count=len(rows))
+    return windows, stack.ref[sel], counts[sel].astype(np.float64)
+
+
+def _stacked(blocks: list[Matrix], width: int) -> Matrix:
+    """Rows of all blocks, zero-padded on the right to ``width``."""
+    out: Matrix = np.zeros((sum(b.shape[0] for b in blocks), width))
+    start = 0
+    for b in blocks:
+        out[start : start + b.shape[0], : b.shape[1]] = b
+        start += b.shape[0]
+    return out
+
+
+def _effects_and_chi2(pairs: list[tuple[Matrix, Matrix]]) -> list[tuple[Matrix, ...]]:
+    """``_binned_effects`` and ``_chi2`` of each (reference, window) block: in one call over the stacked
+    rows when padding them to a common width stays cheap (the usual case: ~10 coarse bins and a few
+    categories), else block by block. Returns psi, js, hellinger, chi2 statistic, dof, p-value per block."""
+    width = max(r.shape[1] for r, _ in pairs)
+    rows = sum(r.shape[0] for r, _ in pairs)
+    if len(pairs) == 1 or rows * width > 4 * sum(r.size for r, _ in pairs) + 4096:
+        return [_binned_effects(r, w) + _chi2(r, w) for r, w in pairs]
+    ref, win = _stacked([r for r, _ in pairs], width), _stacked([w for _, w in pairs], width)
+    merged = _binned_effects(ref, win) + _chi2(ref, win)
+    out, start = [], 0
+    for r, _ in pairs:
+        out.append(tuple(a[start : start + r.shape[0]] for a in merged))
+        start += r.shape[0]
+    return out
+
+
+def _numeric_scores(
+    arrays: _NumericArrays,
+    effects: tuple[Matrix, ...],
+    stack: _NumericStack,
+    rows: dict[str, int],
+    k: int,
+    config: FeatureDriftConfig,
+) -> dict[str, _Tested]:
+    """The numeric features' tests, with ``k`` features tested in the window (the correction's family)."""
+    psi, js, hel, chi_statistic, chi_dof, chi_p = effects
+    d, n, m, wasserstein = arrays.d, arrays.n, arrays.m, arrays.wasserstein
+    effect_values = psi if config.numeric_effect == "psi" else wasserstein
+    if config.numeric_test == "chi2":
+        statistic, p_value = chi_statistic, chi_p
+        methods = ["exact"] * len(rows)
+        extras: list[dict[str, Any]] = [{"dof": v} for v in chi_dof.tolist()]
     else:
-        chi = chi2_two_sample(ref_coarse, win_coarse)
-        test, statistic, p_value, extra = "chi2", chi.statistic, chi.p_value, {"dof": chi.dof}
-    extra |= {
-        "js": jensenshannon(ref_coarse, win_coarse),
-        "hellinger": hellinger(ref_coarse, win_coarse),
-        "reference_mean": fp.mean,
-        "reference_std": fp.std,
-        "window_mean": win.mean,
-        "window_std": win.std,
-    }
-    return _Tested(test, statistic, p_value, psi(ref_coarse, win_coarse), config.psi_floor_numeric, extra)
+        statistic, p_value = d, ks_pvalue_asymptotic(d, n, m)
+        # exact where the verdict can depend on it: candidates (effect at or above the floor), small
+        # samples (the asymptotic value is not measured there) and, under BH, p-values near its thresholds
+        exact = (effect_values >= config.numeric_floor) | (effective_n(n, m) < ASYMPTOTIC_MIN_N)
+        if config.correction == "bh":
+            exact |= _bh_needs_exact(p_value, config.alpha, k)
+        for i in np.flatnonzero(exact).tolist():
+            p_value[i] = ks_pvalue(float(d[i]), int(n[i]), int(m[i]))
+        methods = ["exact" if e else "asymptotic" for e in exact.tolist()]
+        extras = [{} for _ in range(len(rows))]
+
+    effect, floor = config.numeric_effect_name, config.numeric_floor
+    by_psi = effect == "psi"
+    out: dict[str, _Tested] = {}
+    columns = zip(
+        rows, arrays.windows, statistic.tolist(), p_value.tolist(), methods, psi.tolist(), js.tolist(),
+        hel.tolist(), wasserstein.tolist(), extras, strict=True,
+    )  # fmt: skip
+    for name, win, stat, p, method, psi_i, js_i, hel_i, wd_i, extra in columns:
+        fp = stack.profiles[rows[name]]
+        extra["js"] = js_i
+        extra["hellinger"] = hel_i
+        extra["wasserstein_norm"] = wd_i
+        extra["p_method"] = method
+        extra["reference_mean"] = fp.mean
+        extra["reference_std"] = fp.std
+        extra["window_mean"] = win.mean
+        extra["window_std"] = win.std
+        if by_psi:
+            out[name] = (config.numeric_test, stat, p, effect, psi_i, floor, extra)
+        else:
+            extra["psi"] = psi_i
+            out[name] = (config.numeric_test, stat, p, effect, wd_i, floor, extra)
+    return out
 
 
-def _categorical(fp: CategoricalProfile, win: CategoricalWindow, config: FeatureDriftConfig) -> _Tested:
-    # new categories share one extra bucket, empty in the reference
-    ref = np.append(fp.bucket_counts(), 0)
-    cur = np.append(win.counts, win.unseen_count)
-    chi = chi2_two_sample(ref, cur)
-    extra: dict[str, Any] = {
-        "dof": chi.dof,
-        "js": jensenshannon(ref, cur),
-        "hellinger": hellinger(ref, cur),
-        "unseen_count": win.unseen_count,
-        "unseen_share": _rate(win.unseen_count, win.count),
-        "unseen_categories": dict(sorted(win.unseen.items(), key=lambda kv: (-kv[1], kv[0]))),
-    }
-    return _Tested("chi2", chi.statistic, chi.p_value, psi(ref, cur), config.psi_floor_categorical, extra)
+def _categorical_scores(
+    windows: list[CategoricalWindow], effects: tuple[Matrix, ...], rows: dict[str, int], floor: float
+) -> dict[str, _Tested]:
+    psi, js, hel, statistic, dof, p_value = effects
+    out: dict[str, _Tested] = {}
+    columns = zip(
+        rows, windows, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(),
+        hel.tolist(), strict=True,
+    )  # fmt: skip
+    for name, win, stat, p, dof_i, psi_i, js_i, hel_i in columns:
+        unseen_count = win.unseen_count
+        extra: dict[str, Any] = {
+            "dof": dof_i,
+            "js": js_i,
+            "hellinger": hel_i,
+            "unseen_count": unseen_count,
+            "unseen_share": _rate(unseen_count, win.count),
+            "unseen_categories": dict(sorted(win.unseen.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+        out[name] = ("chi2", stat, p, "psi", psi_i, floor, extra)
+    return out
 
 
 def evaluate_drift(
@@ -162,51 +553,77 @@ def evaluate_drift(
 ) -> DriftResult:
     if sketch.profile.fingerprint != profile.fingerprint:
         raise ProfileMismatchError("the sketch was built for another reference profile")
+    stacks = _stacks(profile)
     window_ok = sketch.n_rows >= config.min_window_rows and profile.n_rows >= config.min_reference_rows
+    min_ref, min_win = config.min_reference_rows, config.min_window_rows
     base: dict[str, dict[str, Any]] = {}
-    tested: dict[str, _Tested] = {}
+    numeric_rows: dict[str, int] = {}
+    categorical_rows: dict[str, int] = {}
     for name, fp in profile.features.items():
         win = sketch.features[name]
         n_ref, n_win = fp.n, win.count
-        kind = NUMERIC if isinstance(fp, NumericProfile) else CATEGORICAL
+        numeric = isinstance(fp, NumericProfile)
         base[name] = {
             "feature": name,
-            "kind": kind,
+            "kind": NUMERIC if numeric else CATEGORICAL,
             "n_reference": n_ref,
             "n_window": n_win,
             "missing_rate": _rate(win.missing, sketch.n_rows),
-            "extra": {"reference_missing_rate": _rate(fp.missing, fp.n + fp.missing)},
+            "extra": {"reference_missing_rate": stacks.reference_missing_rate[name]},
         }
-        if not (window_ok and n_ref >= config.min_reference_rows and n_win >= config.min_window_rows):
+        if not (window_ok and n_ref >= min_ref and n_win >= min_win):
             continue
-        if isinstance(fp, NumericProfile) and isinstance(win, NumericWindow):
-            tested[name] = _numeric(fp, win, config)
-        elif isinstance(fp, CategoricalProfile) and isinstance(win, CategoricalWindow):
-            tested[name] = _categorical(fp, win, config)
+        if numeric and isinstance(win, NumericWindow):
+            numeric_rows[name] = stacks.row[name]
+        elif not numeric and isinstance(win, CategoricalWindow):
+            categorical_rows[name] = stacks.row[name]
         else:
             raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
 
+    k = len(numeric_rows) + len(categorical_rows)
+    found: dict[str, _Tested] = {}
+    pairs: list[tuple[Matrix, Matrix]] = []
+    if numeric_rows:
+        arrays = _numeric_arrays(stacks.numeric, sketch, numeric_rows)
+        pairs.append((arrays.ref_coarse, arrays.win_coarse))
+    if categorical_rows:
+        windows, ref, cur = _categorical_arrays(stacks.categorical, sketch, categorical_rows)
+        pairs.append((ref, cur))
+    if pairs:
+        effects = _effects_and_chi2(pairs)
+        if numeric_rows:
+            found = _numeric_scores(arrays, effects[0], stacks.numeric, numeric_rows, k, config)
+        if categorical_rows:
+            found |= _categorical_scores(windows, effects[-1], categorical_rows, config.psi_floor_categorical)
+    tested = [name for name in base if name in found]  # profile order, as the family
     adjusted = dict(
-        zip(tested, adjust([t.p_value for t in tested.values()], config.correction).tolist(), strict=True)
+        zip(tested, adjust([found[n][2] for n in tested], config.correction).tolist(), strict=True)
     )
+    alpha = config.alpha
     scores = []
     for name, fields in base.items():
-        t = tested.get(name)
+        t = found.get(name)
         if t is None:
-            default_test = config.numeric_test if fields["kind"] == NUMERIC else config.categorical_test
+            numeric = fields["kind"] == NUMERIC
+            default_test = config.numeric_test if numeric else config.categorical_test
+            effect = config.numeric_effect_name if numeric else "psi"
             scores.append(
                 FeatureScore(
                     **fields, status=Status.INSUFFICIENT_DATA, test=default_test, statistic=None,
-                    p_value=None, p_adjusted=None, effect="psi", effect_value=None, drifted=False,
+                    p_value=None, p_adjusted=None, effect=effect, effect_value=None, drifted=False,
                 )
             )  # fmt: skip
             continue
-        drifted = adjusted[name] < config.alpha and t.psi >= t.floor
-        fields["extra"] |= t.extra | {"psi_floor": t.floor}
+        test, statistic, p_value, effect, effect_value, floor, extra = t
+        p_adjusted = adjusted[name]
+        drifted = p_adjusted < alpha and effect_value >= floor
+        fields["extra"] |= extra
+        fields["extra"]["wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor"] = floor
         scores.append(
             FeatureScore(
-                **fields, status=Status.DRIFT if drifted else Status.OK, test=t.test, statistic=t.statistic,
-                p_value=t.p_value, p_adjusted=adjusted[name], effect="psi", effect_value=t.psi, drifted=drifted,
+                **fields, status=Status.DRIFT if drifted else Status.OK, test=test, statistic=statistic,
+                p_value=p_value, p_adjusted=p_adjusted, effect=effect, effect_value=effect_value,
+                drifted=drifted,
             )
         )  # fmt: skip
 
@@ -223,6 +640,6 @@ def evaluate_drift(
         drifted_features=drifted_features,
         scores=tuple(scores),
         n_window=sketch.n_rows,
-        config=asdict(config),
+        config=dict(_config_dict(config)),
         unknown_features=tuple(sorted(sketch.unknown_features)),
     )
