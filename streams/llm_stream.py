@@ -67,6 +67,7 @@ from storage import repo
 from storage.models import LLMInteraction
 from storage.repo import StaleStateError
 from streams.events import LLMInteractionEvent
+from streams.model_stream import _profile, remember_profile
 from streams.processor import (
     BatchResult,
     InfrastructureError,
@@ -75,8 +76,8 @@ from streams.processor import (
     dead_letter_payload,
     retry_forever,
 )
-from streams.model_stream import _PROFILES, _dt, _iso, _profile
 from streams.topics import Topics
+from streams.window_state import _dt, _iso
 
 log = logging.getLogger(__name__)
 
@@ -535,7 +536,7 @@ class LLMAppStream:
             n_rows=len(rows),
             profile=profile.to_dict(),
         )
-        _PROFILES[ref.id] = profile
+        remember_profile(session, ref.id, profile)
         self.s.update(phase="monitor", reference_id=ref.id, reference_version=ref.version)
         log.info(
             "llm %s: descriptor reference v%d built from the first %d interactions",

@@ -64,31 +64,40 @@ class StreamConfig:
     budget: Budget | None = field(default_factory=Budget)
 
 
-_PROFILES: dict[int, ReferenceProfile] = {}
-_PRED_PROFILES: dict[int, ReferenceProfile | None] = {}
+# reference profiles by (database, reference id): ids are only unique within one database
+_PROFILES: dict[tuple[str, int], tuple[ReferenceProfile, ReferenceProfile | None]] = {}
 
 
-def _profile(session: Session, reference_id: int) -> ReferenceProfile:
-    prof = _PROFILES.get(reference_id)
-    if prof is None:
+def _db(session: Session) -> str:
+    return session.get_bind().url.render_as_string(hide_password=True)
+
+
+def _profiles(session: Session, reference_id: int) -> tuple[ReferenceProfile, ReferenceProfile | None]:
+    key = (_db(session), reference_id)
+    hit = _PROFILES.get(key)
+    if hit is None:
         ref = repo.get_reference(session, reference_id)
         if ref is None:
             raise LookupError(f"reference {reference_id} is missing")
-        prof = ReferenceProfile.from_dict(ref.profile)
+        pred = ref.profile.get("predictions")
+        hit = (ReferenceProfile.from_dict(ref.profile), ReferenceProfile.from_dict(pred) if pred else None)
         if len(_PROFILES) > 1000:
             _PROFILES.clear()
-            _PRED_PROFILES.clear()
-        _PROFILES[reference_id] = prof
-        pred = ref.profile.get("predictions")
-        _PRED_PROFILES[reference_id] = ReferenceProfile.from_dict(pred) if pred else None
-    return prof
+        _PROFILES[key] = hit
+    return hit
+
+
+def _profile(session: Session, reference_id: int) -> ReferenceProfile:
+    return _profiles(session, reference_id)[0]
 
 
 def _pred_profile(session: Session, reference_id: int) -> ReferenceProfile | None:
-    if reference_id not in _PRED_PROFILES:
-        _PROFILES.pop(reference_id, None)
-        _profile(session, reference_id)
-    return _PRED_PROFILES.get(reference_id)
+    return _profiles(session, reference_id)[1]
+
+
+def remember_profile(session: Session, reference_id: int, profile: ReferenceProfile,
+                     pred: ReferenceProfile | None = None) -> None:
+    _PROFILES[(_db(session), reference_id)] = (profile, pred)
 
 
 def prediction_row(p: Prediction) -> dict[str, Any]:
