@@ -1,11 +1,12 @@
 """Helpers shared by the benchmarks: doc blocks, the machine note, timing, and sliding windows from panes.
 
-``sliding_evaluate`` and ``SlidingPanes`` are the sliding-window evaluation the stream layer would run
-(streams/ windows are tumbling today); they live here until the lead moves them into ``streams/``.
-A sliding window of ``window`` rows with step ``window / panes`` is kept as ``panes`` tumbling "pane"
-sketches: each batch updates the current pane; when it is full it joins the ring of the last ``panes``
-full panes and, once the ring is full, the panes are merged with ``WindowSketch.merge`` and evaluated.
-Counts are exact, so every ``panes``-th sliding result equals the tumbling window over the same rows.
+``TumblingWindows`` and ``SlidingPanes`` keep windows as the stream layer does, without its JSON state and
+storage. A sliding window of ``window`` rows with step ``window / panes`` is kept as ``panes`` tumbling
+"pane" sketches: each batch updates the current pane; a full pane joins the worker's
+``streams.window_state.SlidingAggregate`` (about three ``WindowSketch.merge`` calls per step, whatever the
+number of panes) and, once it holds ``panes`` panes, their merge is evaluated. Counts are exact, so every
+``panes``-th sliding result equals the tumbling window over the same rows. ``sliding_evaluate`` is the naive
+form (merge every pane at every step), kept to check the aggregate against.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import platform
 import statistics
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 
 from detectors.base import DriftResult
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, evaluate_drift
+from streams.window_state import SlidingAggregate
 
 Columns = Mapping[str, npt.NDArray[Any]]
 
@@ -152,8 +153,12 @@ class SlidingPanes:
             raise ValueError(f"window ({window}) must be a multiple of panes ({panes})")
         self.profile, self.config = profile, config
         self.step = window // panes
-        self.ring: deque[WindowSketch] = deque(maxlen=panes)
+        self.agg: SlidingAggregate[WindowSketch] = SlidingAggregate(panes)
         self.current = WindowSketch.empty(profile)
+
+    @property
+    def ring(self) -> list[WindowSketch]:
+        return self.agg.panes
 
     def feed(self, columns: Columns, rows: int) -> list[DriftResult]:
         results = []
@@ -163,10 +168,10 @@ class SlidingPanes:
             self.current = self.current.update(slice_columns(columns, i, i + take))
             i += take
             if self.current.n_rows >= self.step:
-                self.ring.append(self.current)
+                merged = self.agg.push(self.current)
                 self.current = WindowSketch.empty(self.profile)
-                if len(self.ring) == self.ring.maxlen:
-                    results.append(sliding_evaluate(self.profile, list(self.ring), self.config))
+                if merged is not None:
+                    results.append(evaluate_drift(self.profile, merged, self.config))
         return results
 
 

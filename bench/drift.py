@@ -56,6 +56,7 @@ from _common import (
 )
 
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
+from streams.window_state import SlidingAggregate
 
 DOC = ROOT / "docs" / "drift.md"
 CONFIG = FeatureDriftConfig()  # the defaults the worker runs with
@@ -83,6 +84,7 @@ class Change:
     shift: Mapping[str, float] | None = None  # numeric feature -> mean shift in its own sd
     scale: Mapping[str, float] | None = None  # log-normal feature -> factor on sigma
     move: Mapping[str, tuple[str, str, float]] | None = None  # categorical -> (from, to, share moved)
+    reference_rows: int | None = None  # the trial's reference size, when not the worker's default
 
     def changed(self) -> set[str]:
         return set(self.shift or {}) | set(self.scale or {}) | set(self.move or {})
@@ -410,8 +412,8 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             f"One quiet stream of {args.stream_rows:,} rows in batches of {args.batch} rows (reference "
             f"{args.reference_rows:,} rows, 23 features). Tumbling: update the window's sketch with each batch, "
             "evaluate every `window` rows. Sliding: update the current pane (window / 10 rows), and at every step "
-            "merge the last 10 panes (`WindowSketch.merge`) and evaluate (`sliding_evaluate` in "
-            f"`bench/_common.py`). Events/s are medians of {args.sliding_reps} interleaved runs of each, per CPU second of the process."
+            "merge the last 10 panes as the worker does (`streams.window_state.SlidingAggregate`: about three "
+            "`WindowSketch.merge` calls per step) and evaluate (`SlidingPanes` in `bench/_common.py`). Events/s are medians of {args.sliding_reps} interleaved runs of each, per CPU second of the process."
         ),
         "",
         (
@@ -451,11 +453,18 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         ring = list(sw.ring)
         pane_cols = {k: v[:step] for k, v in stream.items()}
         upd, _ = median_seconds(lambda: WindowSketch.empty(profile).update(pane_cols), 15)  # noqa: B023
-        mrg, _ = median_seconds(lambda: functools.reduce(WindowSketch.merge, ring[1:], ring[0]), 15)  # noqa: B023
+
+        def ten_steps(panes: list[WindowSketch] = ring) -> None:
+            agg: SlidingAggregate[WindowSketch] = SlidingAggregate(len(panes), panes)
+            for p in panes:
+                agg.push(p)
+
+        mrg, _ = median_seconds(ten_steps, 15)
+        mrg /= len(ring)
         merged = functools.reduce(WindowSketch.merge, ring[1:], ring[0])
         evl, _ = median_seconds(lambda: evaluate_drift(profile, merged, CONFIG), 15)  # noqa: B023
         steps.append(f"window {window:,}: update of a {step:,}-row pane {fmt_ms(upd)} (in {args.batch}-row "
-                     f"batches: {math.ceil(step / args.batch)} update(s)), merging 10 panes {fmt_ms(mrg)}, "
+                     f"batches: {math.ceil(step / args.batch)} update(s)), the merges of one step {fmt_ms(mrg)}, "
                      f"`evaluate_drift` {fmt_ms(evl)}")  # fmt: skip
         print(
             f"  window {window:,}: tumbling {tm:,.0f}/s, sliding {sm:,.0f}/s, ratio {sm / tm:.2f}", flush=True
@@ -480,42 +489,56 @@ def stream_layer(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     from streams.topics import Topics
 
     warm = StreamConfig().reference_size
-    n = warm + args.stream_events
-    values = [e.model_dump_json().encode() for e in events(Scenario(n_events=n, drift_after=n))]
-    records = [Record("bench", 0, i, b"credit-risk", v) for i, v in enumerate(values)]
     batch = 1000  # the worker's default batch size
-    rates: dict[str, list[float]] = {"count": [], "sliding": []}
+    figures: dict[str, float] = {}
+    rows = []
     work = Path(tempfile.mkdtemp(prefix="opsloop-bench-"))
     try:
-        for rep in range(args.sliding_reps):
-            for kind in ("count", "sliding"):
-                engine = make_engine(f"sqlite:///{work / f'{kind}{rep}.db'}")
-                migrate(engine)
-                proc = BatchProcessor(
-                    session_factory(engine),
-                    ProcessorConfig(
-                        consumer_group="bench", stream=StreamConfig(window_kind=kind), topics=Topics("bench")
-                    ),
-                )
-                for i in range(0, warm, batch):
-                    proc.process(records[i : i + batch])
-                t0 = time.process_time()
-                for i in range(warm, n, batch):
-                    proc.process(records[i : i + batch])
-                rates[kind].append(args.stream_events / (time.process_time() - t0))
-                engine.dispose()
+        for window in args.stream_windows:
+            n_events = max(args.stream_events, 3 * window)
+            n = warm + n_events
+            values = [e.model_dump_json().encode() for e in events(Scenario(n_events=n, drift_after=n))]
+            records = [Record("bench", 0, i, b"credit-risk", v) for i, v in enumerate(values)]
+            rates: dict[str, list[float]] = {"count": [], "sliding": []}
+            closes: dict[str, int] = {}
+            for rep in range(args.sliding_reps):
+                for kind in ("count", "sliding"):
+                    engine = make_engine(f"sqlite:///{work / f'{kind}{window}-{rep}.db'}")
+                    migrate(engine)
+                    proc = BatchProcessor(
+                        session_factory(engine),
+                        ProcessorConfig(consumer_group="bench", topics=Topics("bench"),
+                                        stream=StreamConfig(window_kind=kind, window_size=window)),
+                    )
+                    for i in range(0, warm, batch):
+                        proc.process(records[i : i + batch])
+                    windows = 0
+                    t0 = time.process_time()
+                    for i in range(warm, n, batch):
+                        windows += proc.process(records[i : i + batch]).windows
+                    rates[kind].append(n_events / (time.process_time() - t0))
+                    closes[kind] = windows
+                    engine.dispose()
+            tm, sm = statistics.median(rates["count"]), statistics.median(rates["sliding"])
+            figures[f"stream_ratio_{window}"] = sm / tm
+            rows.append(f"| {window:,} | {window // 10:,} | {n_events:,} | {tm:,.0f} | {sm:,.0f} | **{sm / tm:.2f}** "
+                        f"| {closes['count']} / {closes['sliding']} |")
+            print(f"  stream layer, window {window:,}: count {tm:,.0f}/s, sliding {sm:,.0f}/s, ratio {sm / tm:.2f}",
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    tm, sm = statistics.median(rates["count"]), statistics.median(rates["sliding"])
-    text = (
+    text = "\n".join([
         f"Through the worker's own code (`BatchProcessor.process` in-process on SQLite, batches of {batch}, "
-        f"`OPSLOOP_WORKER_WINDOW_KIND=count` vs `sliding`, window 1,000, 10 panes; {args.stream_events:,} "
-        f"events of one model after its {warm:,}-event warm-up; decode, validation, prediction log, state "
-        f"and window rows included; medians of {args.sliding_reps}, per CPU second): count {tm:,.0f} events/s, sliding "
-        f"{sm:,.0f} events/s, **sliding / tumbling = {sm / tm:.2f}**."
-    )
-    print(f"  stream layer: count {tm:,.0f}/s, sliding {sm:,.0f}/s, ratio {sm / tm:.2f}", flush=True)
-    return text, {"stream_ratio": sm / tm}
+        f"`OPSLOOP_WORKER_WINDOW_KIND=count` vs `sliding` with 10 panes, one model after its {warm:,}-event "
+        "warm-up (not timed); decode, validation, prediction log, state, window rows and every detector "
+        "that runs at a window close (feature and prediction drift, data quality, volume, fairness, rules) "
+        f"included; medians of {args.sliding_reps}, events per CPU second):",
+        "",
+        "| window | step | events | count events/s | sliding events/s | sliding / tumbling | windows judged (count / sliding) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ])
+    return text, figures
 
 
 # -- 3. false alarms and power ----------------------------------------------------------------------------
@@ -527,6 +550,8 @@ POWER = (
     Change("mean shift 1 sd (n00)", shift={"n00": 1.0}),
     Change("5 pp yes->no in a 50/50 pair (worst case)", move={"pair": ("yes", "no", 0.05)}),
     Change("5 pp de->br in the 5-way country mix", move={"country": ("de", "br", 0.05)}),
+    Change("5 pp yes->no in a 50/50 pair, against a 5,000-row reference", move={"pair": ("yes", "no", 0.05)},
+           reference_rows=5_000),
 )
 
 
@@ -576,7 +601,8 @@ def alarms(args: argparse.Namespace, ev: Evidently) -> tuple[str, dict[str, floa
         done = 0
         while done < args.power_windows:
             k = min(block, args.power_windows - done)
-            ref_block = window_slices(generate(rng, ref_rows * k), ref_rows)
+            rows = change.reference_rows or ref_rows
+            ref_block = window_slices(generate(rng, rows * k), rows)
             win_block = window_slices(generate(rng, args.power_rows * k, change), args.power_rows)
             for t, (ref, w) in enumerate(zip(ref_block, win_block, strict=True)):
                 judge(
@@ -603,7 +629,8 @@ def alarms(args: argparse.Namespace, ev: Evidently) -> tuple[str, dict[str, floa
             f"References of {args.alarm_reference_rows:,} rows (the worker's default `reference_size`): "
             f"{args.references} for the windows without drift ({math.ceil(args.alarm_windows / args.references)} "
             "windows each), a fresh one for every trial of a change (independent trials, as for the first window "
-            "of a new model). Default `FeatureDriftConfig` (alpha 0.005 Bonferroni over 23 features, PSI floors "
+            "of a new model; the last row's trials use 5,000-row references, the default before this one). "
+            "Default `FeatureDriftConfig` (alpha 0.005 Bonferroni over 23 features, PSI floors "
             "0.03 numeric / 0.005 categorical). A window alarm is opsloop's window status `drift` (any feature "
             "flagged). Evidently: the default preset's per-column tests on the same windows "
             f"({ {1: 'every window', 2: 'every other window'}.get(ev_every, f'every {ev_every}th window') }); "
@@ -747,8 +774,11 @@ def main() -> None:
     args.stream_rows = 100_000 if full else 40_000
     args.sliding_reps = 3 if full else 1
     args.stream_events = 10_000 if full else 4_000
+    args.stream_windows = [1_000, 10_000] if full else [1_000]
     args.references = 20 if full else 4
-    args.alarm_reference_rows = 5_000
+    from streams.model_stream import StreamConfig
+
+    args.alarm_reference_rows = StreamConfig().reference_size  # the worker's default
     args.alarm_sizes = [1_000, 5_000]
     args.alarm_windows = 1_000 if full else 200
     args.power_rows = 5_000

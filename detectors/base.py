@@ -50,7 +50,16 @@ def finite_number(name: str, value: object) -> float:
 
 def json_safe(value: Any) -> Any:
     """Plain JSON data: numpy scalars and arrays to Python, NaN and infinities to None, tuples to lists."""
-    if value is None or isinstance(value, (bool, str)):
+    t = type(value)  # exact built-in types first: most values of a result are plain floats, ints and strings
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        return {k if type(k) is str else str(k): json_safe(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, Enum):
         return json_safe(value.value)
@@ -98,8 +107,11 @@ class FeatureScore:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = json_safe({f.name: getattr(self, f.name) for f in fields(self)})
+        out: dict[str, Any] = json_safe({name: getattr(self, name) for name in _SCORE_FIELDS})
         return out
+
+
+_SCORE_FIELDS = tuple(f.name for f in fields(FeatureScore))
 
 
 @dataclass(frozen=True)

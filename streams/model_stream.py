@@ -145,7 +145,7 @@ class ModelStream:
         self._loaded = False
         self._count: WindowAcc | None = None
         self._time: dict[int, WindowAcc] = {}
-        self._sliding = SlidingAggregate(max(1, config.sliding_panes))
+        self._sliding: SlidingAggregate[WindowAcc] = SlidingAggregate(max(1, config.sliding_panes))
         self._pane: WindowAcc | None = None
 
     # -- persistence ----------------------------------------------------------------------------------
@@ -310,8 +310,11 @@ class ModelStream:
             placed.extend((e, "pane", w.index) for _, e in items[i:i + take])
             i += take
             if w.n >= step:
-                merged = self._sliding.push(w)
-                if merged is not None:
+                head = self._sliding.push(w)
+                if head is not None:  # the last panes merged, indexed by the oldest
+                    merged = WindowAcc(index=self._sliding.panes[0].index, n=head.n, sketch=head.sketch,
+                                       pred=head.pred, fair=head.fair, type_errors=dict(head.type_errors),
+                                       first_at=head.first_at, last_at=head.last_at)
                     self._close(session, prof, pred, "sliding", merged, merged.first_at, merged.last_at, res,
                                 volume=(w.n, w.duration_s))
                 w = WindowAcc(w.index + 1)
@@ -426,10 +429,11 @@ class ModelStream:
                        finding_ids: list[str]) -> list[Observation]:
         """Data quality of the window and the event volume (of the window, or of the pane just finished)."""
         q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
-        summary = q.to_dict()
         # the window row keeps the verdict and the problems; the per-feature numbers go into a finding only
-        stats["quality"] = {k: summary[k] for k in ("status", "problems", "warnings", "absent_features",
-                                                    "new_columns")}
+        stats["quality"] = summary = {
+            "status": q.status.value, "problems": [c.problem() for c in q.problems],
+            "warnings": [c.problem() for c in q.warnings], "absent_features": list(q.absent_features),
+            "new_columns": [c.feature for c in q.new_columns]}
         if q.status == QualityStatus.ALERT:
             named = [_problem_text(p) for p in summary["problems"]]
             text = (f"data quality of {self.model} v{self.version}: {'; '.join(named)} ({where})")
@@ -438,7 +442,7 @@ class ModelStream:
                 session, res, detector=QUALITY_DETECTOR, kind=kind, index=w.index, window_id=window_id,
                 status="alert", severity=severity, score=float(len(q.problems)), text=text,
                 details={"problems": summary["problems"], "window_index": w.index, "window_kind": kind,
-                         "result": summary},
+                         "result": q.to_dict()},
                 payload={"problems": summary["problems"]}, start_at=start_at, end_at=end_at, n=w.n))
         observations = [Observation(QUALITY_DETECTOR, str(q.status.value), {"problems": float(len(q.problems))})]
         if volume is None:

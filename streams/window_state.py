@@ -17,10 +17,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from detectors.drift import ReferenceProfile, WindowSketch
 from detectors.fairness import FairnessCounts
+
+
+class _Mergeable(Protocol):
+    def merge(self, other: Any) -> Any: ...
+
+
+T = TypeVar("T", bound=_Mergeable)
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -111,26 +118,30 @@ class WindowAcc:
         )
 
 
-class SlidingAggregate:
-    """The merged window of the last ``k`` panes, updated in O(1) merges per pane (amortised)."""
+class SlidingAggregate(Generic[T]):
+    """The merged window of the last ``k`` panes, updated in O(1) merges per pane (amortised).
 
-    def __init__(self, k: int, panes: Sequence[WindowAcc] = ()) -> None:
+    Works for anything with ``merge(other) -> same type`` that never changes its inputs (``WindowAcc``,
+    ``WindowSketch``). The merged value may be one of the panes itself: treat it as read-only.
+    """
+
+    def __init__(self, k: int, panes: Sequence[T] = ()) -> None:
         self.k = k
-        self._front: list[WindowAcc] = []  # older panes
-        self._suffix: list[WindowAcc] = []  # _suffix[i] = merge of _front[i:]
-        self._back: list[WindowAcc] = []  # newer panes
-        self._back_agg: WindowAcc | None = None
+        self._front: list[T] = []  # older panes
+        self._suffix: list[T] = []  # _suffix[i] = merge of _front[i:]
+        self._back: list[T] = []  # newer panes
+        self._back_agg: T | None = None
         for p in list(panes)[-k:]:
             self._push(p)
 
     @property
-    def panes(self) -> list[WindowAcc]:
+    def panes(self) -> list[T]:
         return self._front + self._back
 
     def __len__(self) -> int:
         return len(self._front) + len(self._back)
 
-    def _push(self, pane: WindowAcc) -> None:
+    def _push(self, pane: T) -> None:
         self._back.append(pane)
         self._back_agg = pane if self._back_agg is None else self._back_agg.merge(pane)
 
@@ -138,27 +149,23 @@ class SlidingAggregate:
         if not self._front:
             # flip: the newer panes become the older ones, with their suffix aggregates
             self._front, self._back, self._back_agg = self._back, [], None
-            suffix: list[WindowAcc] = [self._front[-1]]
+            suffix: list[T] = [self._front[-1]]
             for p in reversed(self._front[:-1]):
                 suffix.append(p.merge(suffix[-1]))
             self._suffix = suffix[::-1]
         self._front.pop(0)
         self._suffix.pop(0)
 
-    def push(self, pane: WindowAcc) -> WindowAcc | None:
-        """Add a finished pane; the merged last ``k`` panes once there are ``k`` (indexed by the oldest)."""
+    def push(self, pane: T) -> T | None:
+        """Add a finished pane; the merge of the last ``k`` panes once there are ``k``."""
         self._push(pane)
         if len(self) > self.k:
             self._pop()
         if len(self) < self.k:
             return None
-        oldest = (self._front or self._back)[0].index
         if not self._suffix:
             assert self._back_agg is not None
-            head = self._back_agg
-        elif self._back_agg is None:
-            head = self._suffix[0]
-        else:
-            head = self._suffix[0].merge(self._back_agg)
-        return WindowAcc(index=oldest, n=head.n, sketch=head.sketch, pred=head.pred, fair=head.fair,
-                         type_errors=dict(head.type_errors), first_at=head.first_at, last_at=head.last_at)
+            return self._back_agg
+        if self._back_agg is None:
+            return self._suffix[0]
+        return self._suffix[0].merge(self._back_agg)
