@@ -2,7 +2,8 @@
 
 ``TumblingWindows`` and ``SlidingPanes`` keep windows as the stream layer does, without its JSON state and
 storage. A sliding window of ``window`` rows with step ``window / panes`` is kept as ``panes`` tumbling
-"pane" sketches: each batch updates the current pane; a full pane joins the worker's
+"pane" sketches: each batch is cut at the pane boundaries and sketched in one pass
+(``WindowSketch.of_segments``), the first part completing the current pane; a full pane joins the worker's
 ``streams.window_state.SlidingAggregate`` (about three ``WindowSketch.merge`` calls per step, whatever the
 number of panes) and, once it holds ``panes`` panes, their merge is evaluated. Counts are exact, so every
 ``panes``-th sliding result equals the tumbling window over the same rows. ``sliding_evaluate`` is the naive
@@ -161,12 +162,14 @@ class SlidingPanes:
         return self.agg.panes
 
     def feed(self, columns: Columns, rows: int) -> list[DriftResult]:
+        """The batch is cut at the pane boundaries and sketched in one pass (``WindowSketch.of_segments``)."""
         results = []
-        i = 0
-        while i < rows:
-            take = min(self.step - self.current.n_rows, rows - i)
-            self.current = self.current.update(slice_columns(columns, i, i + take))
-            i += take
+        bounds = [0]
+        while bounds[-1] < rows:
+            room = self.step - (self.current.n_rows if len(bounds) == 1 else 0)
+            bounds.append(min(rows, bounds[-1] + room))
+        for part in WindowSketch.of_segments(self.profile, columns, bounds):
+            self.current = self.current.merge(part) if self.current.n_rows else part
             if self.current.n_rows >= self.step:
                 merged = self.agg.push(self.current)
                 self.current = WindowSketch.empty(self.profile)

@@ -40,8 +40,8 @@ def finite_values(name: str, column: npt.ArrayLike) -> tuple[npt.NDArray[np.floa
     return x[finite], int(x.size - np.count_nonzero(finite))
 
 
-def category_counts(column: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.int64], int]:
-    """Distinct categories (sorted), their counts, and how many values were missing (None or NaN)."""
+def _categories(column: npt.ArrayLike) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]:
+    """A categorical column as an object array, and its missing mask (None or NaN)."""
     arr = np.asarray(column)
     if arr.dtype == np.bool_:
         arr = np.where(arr, "true", "false").astype(object)
@@ -51,6 +51,16 @@ def category_counts(column: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.in
         arr = arr.astype(object)
     # a value unequal to itself is a float NaN, which pandas-style producers use for missing
     missing = (arr == None) | np.not_equal(arr, arr)  # elementwise on an object array
+    return arr, missing
+
+
+def _names(uniques: npt.NDArray[np.object_]) -> list[str]:
+    return [u if isinstance(u, str) else str(u) for u in uniques.tolist()]
+
+
+def category_counts(column: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.int64], int]:
+    """Distinct categories (sorted), their counts, and how many values were missing (None or NaN)."""
+    arr, missing = _categories(column)
     present = arr[~missing]
     if present.size == 0:
         return [], np.zeros(0, dtype=np.int64), int(arr.size)
@@ -58,5 +68,20 @@ def category_counts(column: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.in
         uniques, counts = np.unique(present, return_counts=True)
     except TypeError:  # mixed types do not sort; compare them as strings
         uniques, counts = np.unique(present.astype(str), return_counts=True)
-    names = [u if isinstance(u, str) else str(u) for u in uniques.tolist()]
-    return names, counts.astype(np.int64), int(np.count_nonzero(missing))
+    return _names(uniques), counts.astype(np.int64), int(np.count_nonzero(missing))
+
+
+def category_codes(column: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.intp]]:
+    """Distinct categories (sorted, as ``category_counts`` names them) and, per row, the index of its
+    category in that list, -1 where the value is missing."""
+    arr, missing = _categories(column)
+    codes = np.full(arr.shape[0], -1, dtype=np.intp)
+    present = arr[~missing]
+    if present.size == 0:
+        return [], codes
+    try:
+        uniques, inverse = np.unique(present, return_inverse=True)
+    except TypeError:  # mixed types do not sort; compare them as strings
+        uniques, inverse = np.unique(present.astype(str), return_inverse=True)
+    codes[~missing] = inverse.ravel()
+    return _names(uniques), codes
