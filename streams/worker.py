@@ -38,6 +38,7 @@ class WorkerConfig:
 def make_app(config: WorkerConfig, processor: BatchProcessor,
              on_batch: Callable[[BatchResult], None] | None = None) -> faust.App:
     datadir = config.datadir or os.path.join(tempfile.gettempdir(), "opsloop-faust")
+    os.makedirs(datadir, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         config.app_id,
         datadir=os.path.join(datadir, "{conf.id}-data"),
