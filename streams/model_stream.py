@@ -134,6 +134,15 @@ def build_reference_profile(feature_cols: Mapping[str, Any], feature_kinds: Mapp
     return profile
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """One window's share of a batch, sketched."""
+
+    sketch: WindowSketch
+    pred: WindowSketch | None
+    type_errors: dict[str, int]
+
+
 class ModelStream:
     def __init__(self, key: tuple[str, str], state: dict[str, Any], config: StreamConfig,
                  topics: Topics) -> None:
@@ -255,41 +264,60 @@ class ModelStream:
         log.info("model %s/%s: reference v%d built from the first %d events", self.model, self.version,
                  ref.version, len(rows))
 
-    def _update(self, prof: ReferenceProfile, pred: ReferenceProfile | None, w: WindowAcc,
-                chunk: Sequence[tuple[Record, PredictionEvent]]) -> None:
+    def _segments(self, prof: ReferenceProfile, pred: ReferenceProfile | None,
+                  items: Sequence[tuple[Record, PredictionEvent]], bounds: Sequence[int]) -> list[_Segment]:
+        """The batch's columns once, sketched per window segment in one pass (``WindowSketch.of_segments``)."""
         kinds = self.s["kinds"]
-        rows = [e.features for _, e in chunk]
+        rows = [e.features for _, e in items]
         cols, type_errors = to_columns(rows, kinds)
         unknown = {k for r in rows for k in r if k not in kinds}
         for name in unknown:  # named, so the window reports them; their values are not judged
             cols[name] = np.full(len(rows), None, dtype=object)
-        w.sketch = (w.sketch or WindowSketch.empty(prof)).update(cols)
+        sketches = WindowSketch.of_segments(prof, cols, bounds)
+        preds: list[WindowSketch | None] = [None] * len(sketches)
         if pred is not None:
-            pcols, _ = to_columns([prediction_row(e.prediction) for _, e in chunk], self.s.get("pred_kinds") or {})
-            w.pred = (w.pred or WindowSketch.empty(pred)).update(pcols)
+            pcols, _ = to_columns([prediction_row(e.prediction) for _, e in items], self.s.get("pred_kinds") or {})
+            preds = list(WindowSketch.of_segments(pred, pcols, bounds))
+        errors: list[dict[str, int]] = [{} for _ in sketches]
+        if type_errors:  # rare: count them per segment
+            bad_kinds = {k: kinds[k] for k in type_errors}
+            errors = [to_columns(rows[a:b], bad_kinds)[1] for a, b in zip(bounds, bounds[1:], strict=False)]
+        return [_Segment(sk, pk, te) for sk, pk, te in zip(sketches, preds, errors, strict=True)]
+
+    def _update(self, w: WindowAcc, chunk: Sequence[tuple[Record, PredictionEvent]], seg: _Segment) -> None:
+        w.sketch = seg.sketch if w.sketch is None else w.sketch.merge(seg.sketch)
+        if seg.pred is not None:
+            w.pred = seg.pred if w.pred is None else w.pred.merge(seg.pred)
         w.n += len(chunk)
         attrs = self.s.get("sensitive") or []
         if attrs:
             groups = {a: np.array([_as_category(e.sensitive.get(a)) for _, e in chunk], dtype=object) for a in attrs}
             y_pred = np.array([_as_category(e.prediction.label) in POSITIVE_LABELS for _, e in chunk], dtype=np.int64)
             w.fair = (w.fair or FairnessCounts.empty(attrs)).update(groups, y_pred)
-        for name, k in type_errors.items():
+        for name, k in seg.type_errors.items():
             w.type_errors[name] = w.type_errors.get(name, 0) + k
         times = [e.occurred_at for _, e in chunk]
         w.add_times(min(times), max(times))
         w.touch()
+
+    @staticmethod
+    def _bounds(n_items: int, room: int, size: int) -> list[int]:
+        """Row boundaries cutting a batch into the rest of the open window (``room``) and windows of ``size``."""
+        bounds = [0]
+        while bounds[-1] < n_items:
+            bounds.append(min(n_items, bounds[-1] + (room if len(bounds) == 1 else size)))
+        return bounds
 
     def _apply_count(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                      items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
                      placed: list[tuple[PredictionEvent, str, int]]) -> None:
         size = self.config.window_size
         w = self._count or WindowAcc(0)
-        i = 0
-        while i < len(items):
-            take = min(size - w.n, len(items) - i)
-            self._update(prof, pred, w, items[i:i + take])
-            placed.extend((e, "count", w.index) for _, e in items[i:i + take])
-            i += take
+        bounds = self._bounds(len(items), size - w.n, size)
+        for (a, b), seg in zip(zip(bounds, bounds[1:], strict=False), self._segments(prof, pred, items, bounds),
+                               strict=True):
+            self._update(w, items[a:b], seg)
+            placed.extend((e, "count", w.index) for _, e in items[a:b])
             if w.n >= size:
                 self._close(session, prof, pred, "count", w, w.first_at, w.last_at, res, volume=(w.n, w.duration_s))
                 w = WindowAcc(w.index + 1)
@@ -303,12 +331,11 @@ class ModelStream:
         window. Volume is observed per pane."""
         step = max(1, self.config.window_size // max(1, self.config.sliding_panes))
         w = self._pane or WindowAcc(0)
-        i = 0
-        while i < len(items):
-            take = min(step - w.n, len(items) - i)
-            self._update(prof, pred, w, items[i:i + take])
-            placed.extend((e, "pane", w.index) for _, e in items[i:i + take])
-            i += take
+        bounds = self._bounds(len(items), step - w.n, step)
+        for (a, b), seg in zip(zip(bounds, bounds[1:], strict=False), self._segments(prof, pred, items, bounds),
+                               strict=True):
+            self._update(w, items[a:b], seg)
+            placed.extend((e, "pane", w.index) for _, e in items[a:b])
             if w.n >= step:
                 head = self._sliding.push(w)
                 if head is not None:  # the last panes merged, indexed by the oldest
@@ -332,9 +359,14 @@ class ModelStream:
                 self.s["late_dropped"] += 1
                 continue
             buckets.setdefault(idx, []).append((rec, e))
-        for idx in sorted(buckets):
+        order = sorted(buckets)
+        ordered = [it for idx in order for it in buckets[idx]]
+        bounds = [0]
+        for idx in order:
+            bounds.append(bounds[-1] + len(buckets[idx]))
+        for idx, seg in zip(order, self._segments(prof, pred, ordered, bounds) if ordered else [], strict=True):
             w = self._time.get(idx) or WindowAcc(idx)
-            self._update(prof, pred, w, buckets[idx])
+            self._update(w, buckets[idx], seg)
             placed.extend((e, "time", idx) for _, e in buckets[idx])
             self._time[idx] = w
         max_seen = max([e.occurred_at.timestamp() for _, e in items] + [self.s.get("max_event_ts") or -math.inf])
