@@ -7,10 +7,10 @@ NaN and infinities as ``None``), so the stream layer can store and publish them 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -41,11 +41,44 @@ class ProfileMismatchError(OpsloopDetectorError):
     """A window sketch was used with a reference profile other than the one it was built for."""
 
 
+_T = TypeVar("_T")
+
+
 def finite_number(name: str, value: object) -> float:
     """A config value that must be a finite number (not a bool); ``ConfigError`` naming ``name`` otherwise."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor for a frozen dataclass that fills the instance's ``__dict__`` in one go.
+
+    A frozen dataclass's generated ``__init__`` stores each field through ``object.__setattr__``; where one
+    window builds many small result objects (group metrics, per-segment sketches, quality checks) that is a
+    measurable share of the work, and filling ``__dict__`` at once is 2-4x faster. The object is the one
+    ``__init__`` would build (same class, same ``__dict__`` in field order), as unpickling builds it. Takes
+    the fields positionally, in declaration order. Refuses classes whose ``__init__`` does more (a
+    ``__post_init__``, slots, fields left out of ``__init__``), so a class that changes stops the import.
+    """
+    all_fields = fields(cls)  # type: ignore[arg-type]
+    if (
+        not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        or hasattr(cls, "__post_init__")
+        or "__slots__" in cls.__dict__
+        or not all(f.init for f in all_fields)
+    ):
+        raise TypeError(f"{cls.__name__}: only plain frozen dataclasses can be built field by field")
+    names = tuple(f.name for f in all_fields)
+    new = object.__new__
+
+    def build(*values: Any) -> _T:
+        obj = new(cls)
+        obj.__dict__.update(zip(names, values, strict=True))
+        return obj
+
+    build.__name__ = f"new_{cls.__name__}"
+    return build
 
 
 def json_safe(value: Any) -> Any:

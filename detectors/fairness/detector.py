@@ -48,7 +48,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from detectors.base import ConfigError, InputError, finite_number, json_safe
+from detectors.base import ConfigError, InputError, fast_constructor, finite_number, json_safe
 from detectors.fairness import intervals
 from detectors.fairness.counts import (
     COLUMNS,
@@ -442,99 +442,10 @@ class FairnessResult:
         }
 
 
-# A frozen dataclass's generated __init__ stores each field through object.__setattr__ (to get past the
-# class's own __setattr__), and one window builds some fifty group metrics, disparities and gaps: filling
-# the instance's __dict__ in one go instead is twice as fast (~13% of evaluate_fairness). The objects are
-# the ones __init__ would build (same class, same __dict__ in field order), as unpickling builds them.
-# _check_built_by_fields stops the import if one of these classes gains anything that this would skip.
-_new = object.__new__
-
-
-def _new_group_metric(
-    value: float | None, successes: int, n: int, interval: Interval | None, eligible: bool
-) -> GroupMetric:
-    obj = _new(GroupMetric)
-    obj.__dict__.update(value=value, successes=successes, n=n, interval=interval, eligible=eligible)
-    return obj
-
-
-def _new_disparity(
-    metric: str,
-    overall: float | None,
-    by_group: Mapping[str, GroupMetric],
-    eligible: tuple[str, ...],
-    lowest: str | None,
-    highest: str | None,
-    difference: float | None,
-    difference_interval: Interval | None,
-    ratio: float | None,
-    ratio_interval: Interval | None,
-    pair_confidence: float | None,
-    difference_all_groups: float | None,
-    ratio_all_groups: float | None,
-) -> Disparity:
-    obj = _new(Disparity)
-    obj.__dict__.update(
-        metric=metric,
-        overall=overall,
-        by_group=by_group,
-        eligible=eligible,
-        lowest=lowest,
-        highest=highest,
-        difference=difference,
-        difference_interval=difference_interval,
-        ratio=ratio,
-        ratio_interval=ratio_interval,
-        pair_confidence=pair_confidence,
-        difference_all_groups=difference_all_groups,
-        ratio_all_groups=ratio_all_groups,
-    )
-    return obj
-
-
-def _new_gap(
-    name: str,
-    metric: str,
-    kind: str,
-    value: float | None,
-    interval: Interval | None,
-    threshold: float,
-    status: FairnessStatus,
-    worst: str | None,
-    best: str | None,
-) -> Gap:
-    obj = _new(Gap)
-    obj.__dict__.update(
-        name=name,
-        metric=metric,
-        kind=kind,
-        value=value,
-        interval=interval,
-        threshold=threshold,
-        status=status,
-        worst=worst,
-        best=best,
-    )
-    return obj
-
-
-def _check_built_by_fields(cls: type, builder: Any) -> None:
-    """``builder`` sets exactly the fields of ``cls``, whose ``__init__`` would do nothing more."""
-    all_fields = fields(cls)
-    names = tuple(f.name for f in all_fields)
-    params = builder.__code__.co_varnames[: builder.__code__.co_argcount]
-    if (
-        names != params
-        or not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
-        or hasattr(cls, "__post_init__")
-        or "__slots__" in cls.__dict__
-        or not all(f.init for f in all_fields)
-    ):
-        raise TypeError(f"{builder.__name__} no longer builds a {cls.__name__}: update it with the class")
-
-
-for _cls, _builder in ((GroupMetric, _new_group_metric), (Disparity, _new_disparity), (Gap, _new_gap)):
-    _check_built_by_fields(_cls, _builder)
+# one window builds some fifty group metrics, disparities and gaps: built field by field (~13 % of the work)
+_new_group_metric = fast_constructor(GroupMetric)
+_new_disparity = fast_constructor(Disparity)
+_new_gap = fast_constructor(Gap)
 
 
 def _finite(x: float) -> float | None:

@@ -30,8 +30,9 @@ corrected together (Bonferroni by default) with the helper drift uses. The reaso
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from math import isfinite
 from typing import Any
 
 import numpy as np
@@ -43,13 +44,14 @@ from detectors.base import (
     FeatureKind,
     InputError,
     ProfileMismatchError,
+    fast_constructor,
     finite_number,
     json_safe,
 )
 from detectors.drift.correction import CORRECTIONS, adjust
 from detectors.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from detectors.drift.sketch import CategoricalWindow, NumericWindow, WindowSketch
-from detectors.quality.stats import RANGE_TESTS, fisher_greater, outside_range_pvalue
+from detectors.quality.stats import RANGE_TESTS, fisher_pvalues, range_pvalues
 
 DETECTOR_NAME = "quality.data"
 
@@ -114,8 +116,53 @@ class QualityConfig:
         _integer("min_reference_rows", self.min_reference_rows, 2)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = json_safe(asdict(self))
-        return out
+        # every window's result carries it: made once per config (fields are plain, immutable values), copied
+        cached: dict[str, Any] | None = self.__dict__.get("_as_dict")
+        if cached is None:
+            cached = json_safe(asdict(self))
+            object.__setattr__(self, "_as_dict", cached)
+        return dict(cached)
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_dict(value: Mapping[str, Any]) -> Any:
+    """``json_safe(value)`` for a dict of the values checks hold (``str`` keys; ``str``, ``int``, ``bool``,
+    None, ``float`` or such a dict as values, exactly those types), as a new dict; ``_NOT_PLAIN`` for
+    anything else, which the caller hands to ``json_safe`` (numpy scalars, other mappings, sequences, enums,
+    subclasses)."""
+    if type(value) is not dict:
+        return _NOT_PLAIN
+    out = value.copy()
+    for k, v in value.items():
+        t = type(v)
+        if t is float:
+            if not isfinite(v):
+                out[k] = None
+        elif t is dict:
+            v = _plain_dict(v)
+            if v is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[k] = v
+        elif not (t is int or t is str or v is None or t is bool):
+            return _NOT_PLAIN
+        if type(k) is not str:
+            return _NOT_PLAIN
+    return out
+
+
+def _is_plain(*values: Any) -> bool:
+    """Every value is a ``str``, ``int``, ``bool``, None or finite ``float`` (exactly those types): what
+    ``json_safe`` returns unchanged."""
+    for v in values:
+        t = type(v)
+        if t is float:
+            if not isfinite(v):
+                return False
+        elif not (t is int or t is str or v is None or t is bool):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -153,22 +200,48 @@ class Check:
 
     def problem(self) -> dict[str, Any]:
         """The short form listed in ``QualityResult.problems`` / ``warnings``."""
-        out: dict[str, Any] = json_safe(
-            {
-                "check": self.problem_check,
-                "feature": self.feature,
-                "value": self.value,
-                "expected": self.expected,
-                "count": self.count,
-                "n": self.n,
-                "p_value": self.p_value,
-                "p_adjusted": self.p_adjusted,
-                "floor": self.floor,
-            }
-        )
-        return out
+        out: dict[str, Any] = {
+            "check": self.problem_check,
+            "feature": self.feature,
+            "value": self.value,
+            "expected": self.expected,
+            "count": self.count,
+            "n": self.n,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "floor": self.floor,
+        }
+        if _is_plain(*out.values()):
+            return out
+        safe: dict[str, Any] = json_safe(out)
+        return safe
 
     def to_dict(self) -> dict[str, Any]:
+        # built directly where every value is plain (the checks evaluate_quality makes), as
+        # json_safe(asdict(self)) would; anything else (numpy scalars, NaN, other mappings, ...) goes that way
+        status, value, expected, count, n = self.status, self.value, self.expected, self.count, self.n
+        p_value, p_adjusted, floor, check, feature, test = (
+            self.p_value, self.p_adjusted, self.floor, self.check, self.feature, self.test
+        )  # fmt: skip
+        if type(status) is QualityStatus and _is_plain(
+            value, expected, count, n, p_value, p_adjusted, floor, check, feature, test
+        ):
+            extra = _plain_dict(self.extra)
+            if extra is not _NOT_PLAIN:
+                return {
+                    "check": check,
+                    "feature": feature,
+                    "status": status._value_,
+                    "value": value,
+                    "expected": expected,
+                    "count": count,
+                    "n": n,
+                    "test": test,
+                    "p_value": p_value,
+                    "p_adjusted": p_adjusted,
+                    "floor": floor,
+                    "extra": extra,
+                }
         out: dict[str, Any] = json_safe(asdict(self))
         out["status"] = self.status.value
         return out
@@ -185,10 +258,11 @@ class FeatureQuality:
     checks: Mapping[str, Check]
 
     def to_dict(self) -> dict[str, Any]:
+        status = self.status
         return {
             "feature": self.feature,
             "kind": self.kind,
-            "status": self.status.value,
+            "status": status._value_ if type(status) is QualityStatus else status.value,
             "checks": {name: c.to_dict() for name, c in self.checks.items()},
         }
 
@@ -223,106 +297,18 @@ class QualityResult:
             "absent_features": list(self.absent_features),
             "new_columns": [c.feature for c in self.new_columns],
             "features": {name: f.to_dict() for name, f in self.features.items()},
-            "config": json_safe(self.config),
+            "config": _config_dict(self.config),
         }
 
 
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
+def _config_dict(config: Mapping[str, Any]) -> Any:
+    out = _plain_dict(config)
+    return json_safe(config) if out is _NOT_PLAIN else out
 
 
-@dataclass(frozen=True)
-class _Pending:
-    """A check whose test is still to run (all of a window's tests of one kind run in one vectorised call),
-    then to be corrected with the window's family."""
-
-    check: Check
-    passes_floor: bool
-    args: tuple[int, int, int, int]  # fisher: x_win, n_win, x_ref, n_ref; range: count, m, n, k
-
-
-def _missing(
-    name: str,
-    fp: NumericProfile | CategoricalProfile,
-    missing: int,
-    type_errors_excluded: int,
-    rows: int,
-    config: QualityConfig,
-) -> Check | _Pending:
-    ref_rows = fp.n + fp.missing
-    value, expected = _share(missing, rows), _share(fp.missing, ref_rows)
-    extra: dict[str, Any] = {
-        "reference_missing": fp.missing,
-        "reference_rows": ref_rows,
-        "type_errors_excluded": type_errors_excluded,
-    }
-    base = Check(MISSING_RATE, name, QualityStatus.INSUFFICIENT_DATA, value, expected, missing, rows,
-                 test="fisher", floor=config.missing_floor, extra=extra)  # fmt: skip
-    if rows < config.min_window_rows or ref_rows < config.min_reference_rows:
-        return base
-    assert value is not None and expected is not None
-    extra |= {"increase": value - expected, "absent": missing == rows}
-    args = (missing, rows, fp.missing, ref_rows)
-    return _Pending(replace(base, extra=extra), value - expected >= config.missing_floor, args)
-
-
-def _numeric_range(
-    name: str, fp: NumericProfile, win: NumericWindow, rows: int, config: QualityConfig
-) -> Check | _Pending:
-    count, m = win.below + win.above, win.count
-    extra: dict[str, Any] = {
-        "below": win.below,
-        "above": win.above,
-        "reference_min": fp.minimum,
-        "reference_max": fp.maximum,
-        "window_min": win.minimum if m else None,
-        "window_max": win.maximum if m else None,
-    }
-    expected = 2.0 / (fp.n + 1.0)
-    base = Check(OUT_OF_RANGE, name, QualityStatus.INSUFFICIENT_DATA, _share(count, m), expected, count, m,
-                 test=config.range_test, floor=config.range_floor, extra=extra)  # fmt: skip
-    if (
-        m < 1
-        or rows < config.min_window_rows
-        or fp.minimum is None
-        or fp.maximum is None
-        or fp.n < config.min_reference_rows
-    ):
-        return base
-    return _Pending(base, count / m >= config.range_floor, (count, m, fp.n, 2))
-
-
-def _categorical_domain(
-    name: str, fp: CategoricalProfile, win: CategoricalWindow, rows: int, config: QualityConfig
-) -> Check | _Pending:
-    count, m = win.unseen_count, win.count
-    singletons = int(np.count_nonzero(fp.ref_counts == 1))
-    k = min(singletons + 1, max(fp.n, 1))  # below n keeps the beta-binomial proper (b = n + 1 - k >= 1)
-    top = sorted(win.unseen.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_REPORTED_CATEGORIES]
-    extra: dict[str, Any] = {
-        "unseen_categories": dict(top),
-        "unseen_untracked": win.unseen_untracked,
-        "reference_singletons": singletons,
-    }
-    if fp.truncated:
-        extra["reason"] = "truncated profile: categories beyond max_categories pool into __other__"
-        return Check(OUT_OF_DOMAIN, name, QualityStatus.INSUFFICIENT_DATA, None, None, None, m,
-                     test=None, floor=config.range_floor, extra=extra)  # fmt: skip
-    expected = k / (fp.n + 1.0)
-    base = Check(OUT_OF_DOMAIN, name, QualityStatus.INSUFFICIENT_DATA, _share(count, m), expected, count, m,
-                 test=config.range_test, floor=config.range_floor, extra=extra)  # fmt: skip
-    if m < 1 or rows < config.min_window_rows or fp.n < config.min_reference_rows:
-        return base
-    return _Pending(base, count / m >= config.range_floor, (count, m, fp.n, k))
-
-
-def _type_errors(name: str, errors: int, rows: int, config: QualityConfig) -> Check:
-    value = _share(errors, rows)
-    if rows < config.min_window_rows or value is None:
-        status = QualityStatus.INSUFFICIENT_DATA
-    else:
-        status = QualityStatus.ALERT if value >= config.type_error_floor else QualityStatus.OK
-    return Check(TYPE_ERRORS, name, status, value, 0.0, errors, rows, floor=config.type_error_floor)
+# a window of 23 features builds 69 checks: built field by field (~2.5x faster than the frozen __init__)
+_new_check = fast_constructor(Check)
+_new_feature_quality = fast_constructor(FeatureQuality)
 
 
 def _validated_type_errors(
@@ -351,28 +337,19 @@ def _validated_type_errors(
     return out
 
 
-def _run_tests(pending: list[_Pending], config: QualityConfig) -> list[float]:
-    """Every pending test's p-value, in order: one call for the Fisher tests, one for the range tests."""
-    out = [1.0] * len(pending)
-    missing = [i for i, item in enumerate(pending) if item.check.check == MISSING_RATE]
-    ranges = [i for i, item in enumerate(pending) if item.check.check != MISSING_RATE]
-    if missing:
-        args = np.array([pending[i].args for i in missing], dtype=np.int64).T
-        for i, p in zip(missing, fisher_greater(*args).tolist(), strict=True):
-            out[i] = float(p)
-    if ranges:
-        args = np.array([pending[i].args for i in ranges], dtype=np.int64).T
-        for i, p in zip(ranges, outside_range_pvalue(*args, test=config.range_test).tolist(), strict=True):
-            out[i] = float(p)
-    return out
+# A check whose test is still to run is built at once (status insufficient_data, no p-values), not yet seen
+# by anyone: once all of a window's tests of one kind have run in one call and the family is corrected,
+# its status and p-values are filled in (same keys, so the __dict__ keeps its field order). Built once.
+_INSUFFICIENT = QualityStatus.INSUFFICIENT_DATA
+_ALERT = QualityStatus.ALERT
+_OK = QualityStatus.OK
+_TRUNCATED = "truncated profile: categories beyond max_categories pool into __other__"
 
 
-def _combine(checks: list[Check]) -> QualityStatus:
-    if any(c.flagged for c in checks):
-        return QualityStatus.ALERT
-    if checks and all(c.status == QualityStatus.INSUFFICIENT_DATA for c in checks):
-        return QualityStatus.INSUFFICIENT_DATA
-    return QualityStatus.OK
+def _top_unseen(unseen: Mapping[str, int]) -> dict[str, int]:
+    if not unseen:
+        return {}
+    return dict(sorted(unseen.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_REPORTED_CATEGORIES])
 
 
 def evaluate_quality(
@@ -385,66 +362,142 @@ def evaluate_quality(
     config = config if config is not None else QualityConfig()
     if sketch.profile.fingerprint != profile.fingerprint:
         raise ProfileMismatchError("the sketch was built for another reference profile")
-    errors = _validated_type_errors(profile, sketch, type_errors or {}, config)
+    errors = _validated_type_errors(profile, sketch, type_errors, config) if type_errors else {}
     rows = sketch.n_rows
+    window_ok = rows >= config.min_window_rows
+    min_reference = config.min_reference_rows
+    counted = config.type_errors_counted_as_missing
+    missing_floor, range_floor, range_test = config.missing_floor, config.range_floor, config.range_test
+    type_error_floor = config.type_error_floor
+    new_check = _new_check
 
-    per_feature: dict[str, list[Check | _Pending]] = {}
-    kinds: dict[str, FeatureKind] = {}
+    checks: list[tuple[str, FeatureKind, Check, Check, Check]] = []
+    # the tests to run, one list per kind, and the family in the order it is corrected: (check, passes its
+    # floor, 0 for Fisher's test or 1 for the range test, index in that test's list)
+    fisher_args: list[tuple[int, int, int, int]] = []
+    range_args: list[tuple[int, int, int, int]] = []
+    family: list[tuple[Check, bool, int, int]] = []
+    windows = sketch.features
     for name, fp in profile.features.items():
-        win = sketch.features[name]
+        win = windows[name]
         te = errors.get(name, 0)
-        excluded = te if config.type_errors_counted_as_missing else 0
-        items: list[Check | _Pending] = [_missing(name, fp, win.missing - excluded, excluded, rows, config)]
+        excluded = te if counted else 0
+
+        # missing_rate
+        missing = win.missing - excluded
+        ref_missing = fp.missing
+        ref_rows = fp.n + ref_missing
+        value = missing / rows if rows else None
+        expected = ref_missing / ref_rows if ref_rows else None
+        extra: dict[str, Any] = {
+            "reference_missing": ref_missing,
+            "reference_rows": ref_rows,
+            "type_errors_excluded": excluded,
+        }
+        a = new_check(MISSING_RATE, name, _INSUFFICIENT, value, expected, missing, rows, "fisher", None, None,
+                      missing_floor, extra)  # fmt: skip
+        if window_ok and ref_rows >= min_reference:
+            assert value is not None and expected is not None
+            increase = value - expected
+            extra["increase"] = increase
+            extra["absent"] = missing == rows
+            family.append((a, increase >= missing_floor, 0, len(fisher_args)))
+            fisher_args.append((missing, rows, ref_missing, ref_rows))
+
+        # out_of_range / out_of_domain
         if isinstance(fp, NumericProfile) and isinstance(win, NumericWindow):
-            kinds[name] = NUMERIC
-            items.append(_numeric_range(name, fp, win, rows, config))
+            kind = NUMERIC
+            count, m = win.below + win.above, win.count
+            extra = {
+                "below": win.below,
+                "above": win.above,
+                "reference_min": fp.minimum,
+                "reference_max": fp.maximum,
+                "window_min": win.minimum if m else None,
+                "window_max": win.maximum if m else None,
+            }
+            b = new_check(OUT_OF_RANGE, name, _INSUFFICIENT, count / m if m else None, 2.0 / (fp.n + 1.0),
+                          count, m, range_test, None, None, range_floor, extra)  # fmt: skip
+            known_range = fp.minimum is not None and fp.maximum is not None
+            if m >= 1 and window_ok and known_range and fp.n >= min_reference:
+                family.append((b, count / m >= range_floor, 1, len(range_args)))
+                range_args.append((count, m, fp.n, 2))
         elif isinstance(fp, CategoricalProfile) and isinstance(win, CategoricalWindow):
-            kinds[name] = CATEGORICAL
-            items.append(_categorical_domain(name, fp, win, rows, config))
+            kind = CATEGORICAL
+            count, m = win.unseen_count, win.count
+            singletons = int(np.count_nonzero(fp.ref_counts == 1))
+            extra = {
+                "unseen_categories": _top_unseen(win.unseen),
+                "unseen_untracked": win.unseen_untracked,
+                "reference_singletons": singletons,
+            }
+            if fp.truncated:
+                extra["reason"] = _TRUNCATED
+                b = new_check(OUT_OF_DOMAIN, name, _INSUFFICIENT, None, None, None, m, None, None, None,
+                              range_floor, extra)  # fmt: skip
+            else:
+                # below n keeps the beta-binomial proper (b = n + 1 - k >= 1)
+                k = min(singletons + 1, max(fp.n, 1))
+                b = new_check(OUT_OF_DOMAIN, name, _INSUFFICIENT, count / m if m else None, k / (fp.n + 1.0),
+                              count, m, range_test, None, None, range_floor, extra)  # fmt: skip
+                if m >= 1 and window_ok and fp.n >= min_reference:
+                    family.append((b, count / m >= range_floor, 1, len(range_args)))
+                    range_args.append((count, m, fp.n, k))
         else:
             raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
-        items.append(_type_errors(name, te, rows, config))
-        per_feature[name] = items
 
-    pending = [item for items in per_feature.values() for item in items if isinstance(item, _Pending)]
-    p_values = _run_tests(pending, config)
-    adjusted = adjust(p_values, config.correction).tolist()
-    decided = {
-        (item.check.feature, item.check.check): replace(
-            item.check,
-            p_value=p,
-            p_adjusted=q,
-            status=QualityStatus.ALERT if q < config.alpha and item.passes_floor else QualityStatus.OK,
-        )
-        for item, p, q in zip(pending, p_values, adjusted, strict=True)
-    }
+        # type_errors
+        value = te / rows if rows else None
+        if not window_ok or value is None:
+            status = _INSUFFICIENT
+        else:
+            status = _ALERT if value >= type_error_floor else _OK
+        c = new_check(TYPE_ERRORS, name, status, value, 0.0, te, rows, None, None, None, type_error_floor, {})
+        checks.append((name, kind, a, b, c))
+
+    if family:
+        tested = (fisher_pvalues(fisher_args), range_pvalues(range_args, range_test))
+        p_values = [tested[test][i] for _, _, test, i in family]
+        adjusted = adjust(p_values, config.correction).tolist()
+        alpha = config.alpha
+        for (check, passes, _, _), p, q in zip(family, p_values, adjusted, strict=True):
+            state = check.__dict__
+            state["status"] = _ALERT if q < alpha and passes else _OK
+            state["p_value"] = p
+            state["p_adjusted"] = q
 
     features: dict[str, FeatureQuality] = {}
     problems: list[Check] = []
-    for name, items in per_feature.items():
-        checks = [decided[(i.check.feature, i.check.check)] if isinstance(i, _Pending) else i for i in items]
-        features[name] = FeatureQuality(name, kinds[name], _combine(checks), {c.check: c for c in checks})
-        problems.extend(c for c in checks if c.flagged)
+    for name, kind, a, b, c in checks:
+        sa, sb, sc = a.status, b.status, c.status
+        if sa is _ALERT or sb is _ALERT or sc is _ALERT:
+            status = _ALERT
+            problems.extend(x for x in (a, b, c) if x.status is _ALERT)
+        elif sa is _INSUFFICIENT and sb is _INSUFFICIENT and sc is _INSUFFICIENT:
+            status = _INSUFFICIENT
+        else:
+            status = _OK
+        features[name] = _new_feature_quality(name, kind, status, {a.check: a, b.check: b, c.check: c})
 
-    window_ok = rows >= config.min_window_rows
-    new_status = QualityStatus.ALERT if config.new_columns_alert else QualityStatus.OK
+    new_status = (_ALERT if config.new_columns_alert else _OK) if window_ok else _INSUFFICIENT
+    unset = (None,) * 8  # value, expected, count, n, test, p_value, p_adjusted, floor
     new_columns = tuple(
-        Check(NEW_COLUMN, name, new_status, None, None, None, None, extra={"reason": "not in the profile"})
+        new_check(NEW_COLUMN, name, new_status, *unset, {"reason": "not in the profile"})
         for name in sorted(sketch.unknown_features)
     )
     warnings: list[Check] = []
     if window_ok:
-        problems.extend(c for c in new_columns if c.flagged)
-        warnings.extend(c for c in new_columns if not c.flagged)
-    else:
-        new_columns = tuple(replace(c, status=QualityStatus.INSUFFICIENT_DATA) for c in new_columns)
+        if new_status is _ALERT:
+            problems.extend(new_columns)
+        else:
+            warnings.extend(new_columns)
 
     if problems:
-        status = QualityStatus.ALERT
-    elif not window_ok or all(f.status == QualityStatus.INSUFFICIENT_DATA for f in features.values()):
-        status = QualityStatus.INSUFFICIENT_DATA
+        status = _ALERT
+    elif not window_ok or all(f.status is _INSUFFICIENT for f in features.values()):
+        status = _INSUFFICIENT
     else:
-        status = QualityStatus.OK
+        status = _OK
     return QualityResult(
         detector=DETECTOR_NAME,
         status=status,

@@ -372,25 +372,31 @@ def test_fast_builders_make_what_the_constructors_make() -> None:
                 obj.eligible = None  # still frozen
 
 
-def test_builder_check_refuses_a_builder_that_does_not_fit_its_class() -> None:
-    check = fairness_detector._check_built_by_fields
-    check(fairness_detector.GroupMetric, fairness_detector._new_group_metric)
-    with pytest.raises(TypeError):
-        check(fairness_detector.GroupMetric, fairness_detector._new_gap)
+def test_fast_constructor_refuses_classes_whose_init_does_more() -> None:
+    from detectors.base import fast_constructor
 
     @dataclasses.dataclass(frozen=True)
     class WithPostInit:
-        value: float | None
-        successes: int
-        n: int
-        interval: tuple[float, float] | None
-        eligible: bool
+        value: float
 
         def __post_init__(self) -> None:
             pass
 
-    with pytest.raises(TypeError):
-        check(WithPostInit, fairness_detector._new_group_metric)
+    @dataclasses.dataclass
+    class NotFrozen:
+        value: float
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        value: float
+        n: int
+
+    for cls in (WithPostInit, NotFrozen):
+        with pytest.raises(TypeError):
+            fast_constructor(cls)
+    assert fast_constructor(Plain)(1.5, 2) == Plain(1.5, 2)
+    with pytest.raises(ValueError):  # every field, no more and no less
+        fast_constructor(Plain)(1.5)
 
 
 if __name__ == "__main__":
