@@ -12,10 +12,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from storage.db import make_engine, migrate, session_factory
+
+# Hypothesis's default 200 ms deadline per example is a timed assertion: on a loaded machine (CI, or the
+# first example paying an import) it fails tests whose behaviour is right. Speed is the benches' business.
+settings.register_profile("opsloop", deadline=None)
+settings.load_profile("opsloop")
 
 
 def _docker_available() -> bool:
