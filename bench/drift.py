@@ -411,9 +411,10 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         (
             f"One quiet stream of {args.stream_rows:,} rows in batches of {args.batch} rows (reference "
             f"{args.reference_rows:,} rows, 23 features). Tumbling: update the window's sketch with each batch, "
-            "evaluate every `window` rows. Sliding: update the current pane (window / 10 rows), and at every step "
+            "evaluate every `window` rows. Sliding: fill the current pane (window / 10 rows), and at every step "
             "merge the last 10 panes as the worker does (`streams.window_state.SlidingAggregate`: about three "
-            "`WindowSketch.merge` calls per step) and evaluate (`SlidingPanes` in `bench/_common.py`). Events/s are medians of {args.sliding_reps} interleaved runs of each, per CPU second of the process."
+            "`WindowSketch.merge` calls per step) and evaluate (`SlidingPanes` in `bench/_common.py`; a batch is "
+            f"sketched once, cut at the pane boundaries, by `WindowSketch.of_segments`). Events/s are medians of {args.sliding_reps} interleaved runs of each, per CPU second of the process."
         ),
         "",
         (
@@ -723,9 +724,9 @@ def profile_note(args: argparse.Namespace, ev: Evidently) -> str:
         st = profiled(lambda: evaluate_drift(profile, sketch, CONFIG), 5)  # noqa: B023
         total = _cum(st, "evaluate_drift")
         out.append(f"`evaluate_drift` on a {label} {args.verdict_rows:,}-row window: "
-                   f"{100 * _cum(st, 'ks_pvalue') / total:.0f} % in `ks_pvalue` (scipy `kstwo.sf`), "
-                   f"{100 * _cum(st, 'chi2_two_sample') / total:.0f} % in the chi-square tests, the rest in "
-                   "PSI / Jensen-Shannon / Hellinger / coarsening (about 25 small numpy calls per feature)")  # fmt: skip
+                   f"{100 * _cum(st, 'ks_pvalue') / total:.0f} % in exact KS p-values (`ks_pvalue`, scipy "
+                   "`kstwo.sf`, only for features over their floor), the rest in the statistics of all features "
+                   "at once (KS, chi-square, PSI, Jensen-Shannon, Hellinger, Wasserstein)")  # fmt: skip
     big = generate(rng, max(args.sizes))
     st = profiled(lambda: WindowSketch.empty(profile).update(big), 1)
     total = _cum(st, "update")
