@@ -45,6 +45,7 @@ from _common import ROOT, machine_note, versions, write_block
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, select, text
 
+from opsloop.settings import WorkerSettings
 from opsloop.simulate import Scenario, events
 from storage.models import Finding
 from streams.events import PredictionEvent
@@ -54,8 +55,8 @@ from tests.e2e.harness import Loop
 DOC = ROOT / "docs" / "benchmarks.md"
 # the worker's own defaults (opsloop/settings.py), not the e2e harness's faster test settings
 PRODUCTION = {"OPSLOOP_WORKER_BATCH_SIZE": "1000", "OPSLOOP_WORKER_BATCH_WITHIN_S": "1.0"}
-WINDOW = 1000  # WorkerSettings.window_size default
-REFERENCE = 5000  # WorkerSettings.reference_size default
+WINDOW = WorkerSettings.model_fields["window_size"].default
+REFERENCE = WorkerSettings.model_fields["reference_size"].default
 MEMORY_REFERENCE = 1000
 MEMORY_ENV = {**PRODUCTION, "OPSLOOP_WORKER_REFERENCE_SIZE": str(MEMORY_REFERENCE)}
 POLL_S = 0.25

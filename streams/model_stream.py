@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -281,7 +282,7 @@ class ModelStream:
         errors: list[dict[str, int]] = [{} for _ in sketches]
         if type_errors:  # rare: count them per segment
             bad_kinds = {k: kinds[k] for k in type_errors}
-            errors = [to_columns(rows[a:b], bad_kinds)[1] for a, b in zip(bounds, bounds[1:], strict=False)]
+            errors = [to_columns(rows[a:b], bad_kinds)[1] for a, b in pairwise(bounds)]
         return [_Segment(sk, pk, te) for sk, pk, te in zip(sketches, preds, errors, strict=True)]
 
     def _update(self, w: WindowAcc, chunk: Sequence[tuple[Record, PredictionEvent]], seg: _Segment) -> None:
@@ -314,7 +315,7 @@ class ModelStream:
         size = self.config.window_size
         w = self._count or WindowAcc(0)
         bounds = self._bounds(len(items), size - w.n, size)
-        for (a, b), seg in zip(zip(bounds, bounds[1:], strict=False), self._segments(prof, pred, items, bounds),
+        for (a, b), seg in zip(pairwise(bounds), self._segments(prof, pred, items, bounds),
                                strict=True):
             self._update(w, items[a:b], seg)
             placed.extend((e, "count", w.index) for _, e in items[a:b])
@@ -332,7 +333,7 @@ class ModelStream:
         step = max(1, self.config.window_size // max(1, self.config.sliding_panes))
         w = self._pane or WindowAcc(0)
         bounds = self._bounds(len(items), step - w.n, step)
-        for (a, b), seg in zip(zip(bounds, bounds[1:], strict=False), self._segments(prof, pred, items, bounds),
+        for (a, b), seg in zip(pairwise(bounds), self._segments(prof, pred, items, bounds),
                                strict=True):
             self._update(w, items[a:b], seg)
             placed.extend((e, "pane", w.index) for _, e in items[a:b])
