@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import pairwise
@@ -309,20 +309,28 @@ class ModelStream:
             bounds.append(min(n_items, bounds[-1] + (room if len(bounds) == 1 else size)))
         return bounds
 
+    def _fill(self, prof: ReferenceProfile, pred: ReferenceProfile | None, w: WindowAcc, size: int, label: str,
+              items: Sequence[tuple[Record, PredictionEvent]], placed: list[tuple[PredictionEvent, str, int]],
+              on_full: Callable[[WindowAcc], None]) -> WindowAcc:
+        """Feed ``items`` into ``w`` and the windows of ``size`` after it; ``on_full`` gets each full one.
+        Returns the window left open."""
+        bounds = self._bounds(len(items), size - w.n, size)
+        for (a, b), seg in zip(pairwise(bounds), self._segments(prof, pred, items, bounds), strict=True):
+            self._update(w, items[a:b], seg)
+            placed.extend((e, label, w.index) for _, e in items[a:b])
+            if w.n >= size:
+                on_full(w)
+                w = WindowAcc(w.index + 1)
+        return w
+
     def _apply_count(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                      items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
                      placed: list[tuple[PredictionEvent, str, int]]) -> None:
-        size = self.config.window_size
-        w = self._count or WindowAcc(0)
-        bounds = self._bounds(len(items), size - w.n, size)
-        for (a, b), seg in zip(pairwise(bounds), self._segments(prof, pred, items, bounds),
-                               strict=True):
-            self._update(w, items[a:b], seg)
-            placed.extend((e, "count", w.index) for _, e in items[a:b])
-            if w.n >= size:
-                self._close(session, prof, pred, "count", w, w.first_at, w.last_at, res, volume=(w.n, w.duration_s))
-                w = WindowAcc(w.index + 1)
-        self._count = w
+        def close(w: WindowAcc) -> None:
+            self._close(session, prof, pred, "count", w, w.first_at, w.last_at, res, volume=(w.n, w.duration_s))
+
+        self._count = self._fill(prof, pred, self._count or WindowAcc(0), self.config.window_size, "count",
+                                 items, placed, close)
 
     def _apply_sliding(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                        items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
@@ -330,23 +338,17 @@ class ModelStream:
         """Sliding count windows from panes: every ``window_size / sliding_panes`` events the last panes are
         merged (exact counts, about three merges per step whatever the number of panes) and judged as one
         window. Volume is observed per pane."""
+        def pane_done(w: WindowAcc) -> None:
+            head = self._sliding.push(w)
+            if head is not None:  # the last panes merged, indexed by the oldest
+                merged = WindowAcc(index=self._sliding.panes[0].index, n=head.n, sketch=head.sketch, pred=head.pred,
+                                   fair=head.fair, type_errors=dict(head.type_errors), first_at=head.first_at,
+                                   last_at=head.last_at)
+                self._close(session, prof, pred, "sliding", merged, merged.first_at, merged.last_at, res,
+                            volume=(w.n, w.duration_s))
+
         step = max(1, self.config.window_size // max(1, self.config.sliding_panes))
-        w = self._pane or WindowAcc(0)
-        bounds = self._bounds(len(items), step - w.n, step)
-        for (a, b), seg in zip(pairwise(bounds), self._segments(prof, pred, items, bounds),
-                               strict=True):
-            self._update(w, items[a:b], seg)
-            placed.extend((e, "pane", w.index) for _, e in items[a:b])
-            if w.n >= step:
-                head = self._sliding.push(w)
-                if head is not None:  # the last panes merged, indexed by the oldest
-                    merged = WindowAcc(index=self._sliding.panes[0].index, n=head.n, sketch=head.sketch,
-                                       pred=head.pred, fair=head.fair, type_errors=dict(head.type_errors),
-                                       first_at=head.first_at, last_at=head.last_at)
-                    self._close(session, prof, pred, "sliding", merged, merged.first_at, merged.last_at, res,
-                                volume=(w.n, w.duration_s))
-                w = WindowAcc(w.index + 1)
-        self._pane = w
+        self._pane = self._fill(prof, pred, self._pane or WindowAcc(0), step, "pane", items, placed, pane_done)
 
     def _apply_time(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
