@@ -81,6 +81,13 @@ def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
     return build
 
 
+def int_at_least(name: str, value: object, minimum: int) -> int:
+    """A config value that must be an integer (not a bool) >= ``minimum``; ``ConfigError`` naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def json_safe(value: Any) -> Any:
     """Plain JSON data: numpy scalars and arrays to Python, NaN and infinities to None, tuples to lists."""
     t = type(value)  # exact built-in types first: most values of a result are plain floats, ints and strings

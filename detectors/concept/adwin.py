@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from detectors.base import ConfigError, InputError
+from detectors.base import ConfigError, InputError, int_at_least
 
 DETECTOR_NAME = "concept.adwin"
 STATE_VERSION = 1
@@ -45,9 +45,6 @@ STATE_VERSION = 1
 Rows = tuple[tuple[float, ...], ...]
 
 
-def _positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class AdwinConfig:
             raise ConfigError(f"delta must be a number in (0, 1), got {d!r}")
         object.__setattr__(self, "delta", float(d))
         for name in ("clock", "max_buckets", "min_window_length"):
-            _positive_int(name, getattr(self, name))
+            int_at_least(name, getattr(self, name), 1)
         if (
             not isinstance(self.grace_period, int)
             or isinstance(self.grace_period, bool)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy.typing as npt
 
-from detectors.base import ConfigError, InputError
+from detectors.base import ConfigError, InputError, finite_number
 from detectors.concept.adwin import stream_values
 
 DETECTOR_NAME = "concept.page_hinkley"
@@ -36,10 +36,6 @@ STATE_VERSION = 1
 MODES: tuple[str, ...] = ("up", "down", "both")
 
 
-def _finite(name: str, value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ class PageHinkleyConfig:
         ):
             raise ConfigError(f"min_instances must be an integer >= 1, got {self.min_instances!r}")
         for name in ("delta", "threshold", "alpha"):
-            object.__setattr__(self, name, _finite(name, getattr(self, name)))
+            object.__setattr__(self, name, finite_number(name, getattr(self, name)))
         if self.delta < 0:
             raise ConfigError(f"delta must be >= 0, got {self.delta!r}")
         if self.threshold <= 0:

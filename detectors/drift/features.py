@@ -99,6 +99,8 @@ from detectors.base import (
     FeatureScore,
     ProfileMismatchError,
     Status,
+    finite_number,
+    int_at_least,
 )
 from detectors.drift.correction import CORRECTIONS, adjust
 from detectors.drift.ks import ASYMPTOTIC_MIN_N, effective_n, ks_pvalue, ks_pvalue_asymptotic
@@ -133,9 +135,7 @@ class FeatureDriftConfig:
     def __post_init__(self) -> None:
         for name in ("alpha", "psi_floor_numeric", "psi_floor_categorical", "dataset_drift_share",
                      "wasserstein_floor"):  # fmt: skip
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+            finite_number(name, getattr(self, name))
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha!r}")
         if self.psi_floor_numeric < 0 or self.psi_floor_categorical < 0:
@@ -155,9 +155,7 @@ class FeatureDriftConfig:
         if self.numeric_effect not in NUMERIC_EFFECTS:
             raise ConfigError(f"numeric_effect must be one of {NUMERIC_EFFECTS}, got {self.numeric_effect!r}")
         for name in ("min_window_rows", "min_reference_rows"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+            int_at_least(name, getattr(self, name), 1)
 
     @property
     def numeric_effect_name(self) -> str:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from detectors.base import CATEGORICAL, NUMERIC, ConfigError, FeatureKind, json_safe
+from detectors.base import CATEGORICAL, NUMERIC, ConfigError, FeatureKind, int_at_least, json_safe
 from detectors.drift.columns import category_counts, finite_values, infer_kind, n_rows
 
 OTHER = "__other__"
@@ -294,10 +294,6 @@ def categorical_profile(column: npt.ArrayLike, max_categories: int) -> Categoric
     )
 
 
-def _positive_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def build_profile(
@@ -309,9 +305,9 @@ def build_profile(
     max_categories: int = 1000,
 ) -> ReferenceProfile:
     """Profile every column; ``kinds`` overrides the inferred kind (float -> numeric, object -> categorical)."""
-    _positive_int("fine_bins", fine_bins, 2)
-    _positive_int("coarse_bins", coarse_bins, 2)
-    _positive_int("max_categories", max_categories, 1)
+    int_at_least("fine_bins", fine_bins, 2)
+    int_at_least("coarse_bins", coarse_bins, 2)
+    int_at_least("max_categories", max_categories, 1)
     if coarse_bins > fine_bins:
         raise ConfigError(f"coarse_bins ({coarse_bins}) must not exceed fine_bins ({fine_bins})")
     kinds = dict(kinds or {})

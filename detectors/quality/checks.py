@@ -46,6 +46,7 @@ from detectors.base import (
     ProfileMismatchError,
     fast_constructor,
     finite_number,
+    int_at_least,
     json_safe,
 )
 from detectors.drift.correction import CORRECTIONS, adjust
@@ -73,10 +74,6 @@ class QualityStatus(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
-def _integer(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -112,8 +109,8 @@ class QualityConfig:
         for name in ("type_errors_counted_as_missing", "new_columns_alert"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        _integer("min_window_rows", self.min_window_rows, 1)
-        _integer("min_reference_rows", self.min_reference_rows, 2)
+        int_at_least("min_window_rows", self.min_window_rows, 1)
+        int_at_least("min_reference_rows", self.min_reference_rows, 2)
 
     def to_dict(self) -> dict[str, Any]:
         # every window's result carries it: made once per config (fields are plain, immutable values), copied

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import ConfigError, InputError, json_safe
+from detectors.base import ConfigError, InputError, finite_number, int_at_least, json_safe
 from detectors.quality.checks import QualityStatus
 from detectors.quality.stats import conditional_poisson_pvalue, poisson_pvalue
 
@@ -59,18 +59,14 @@ class VolumeConfig:
 
     def __post_init__(self) -> None:
         for name in ("history", "min_history"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+            int_at_least(name, getattr(self, name), 1)
         if self.min_history > self.history:
             raise ConfigError(
                 f"min_history ({self.min_history}) must not exceed history ({self.history}): "
                 "the baseline never holds more than history windows"
             )
         for name in ("factor", "alpha"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+            finite_number(name, getattr(self, name))
         if self.factor <= 1.0:
             raise ConfigError(f"factor must be > 1 (a spike is factor x the baseline), got {self.factor!r}")
         if not 0.0 < self.alpha < 1.0:
