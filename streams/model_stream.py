@@ -21,8 +21,15 @@ import numpy as np
 
 from detectors.base import Status
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
-from detectors.fairness import FairnessConfig, FairnessCounts, evaluate_fairness
-from detectors.quality import QualityConfig, QualityStatus, VolumeConfig, VolumeMonitor, evaluate_quality
+from detectors.fairness import FairnessConfig, FairnessCounts, FairnessResult, evaluate_fairness
+from detectors.quality import (
+    QualityConfig,
+    QualityStatus,
+    VolumeConfig,
+    VolumeMonitor,
+    VolumeResult,
+    evaluate_quality,
+)
 from retrain.policies import BoundRule, Budget, ModelRule, Observation, check_budget
 from retrain.policy import PolicyState, decide, trigger_id
 from storage import repo
@@ -408,80 +415,99 @@ class ModelStream:
     def _close(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None, kind: str,
                w: WindowAcc, start_at: datetime | None, end_at: datetime | None, res: BatchResult,
                volume: tuple[int, float | None] | None = None) -> None:
+        """Judge a closed window with every window detector, store its row (all their verdicts), then its
+        findings (which name the row) and the rules' triggers."""
         sketch = w.sketch or WindowSketch.empty(prof)
         result = evaluate_drift(prof, sketch, self.config.drift)
-        summary = result.to_dict()
-        stats: dict[str, Any] = {"drift": summary, "type_errors": w.type_errors, "n": w.n}
         pred_result = None
         if pred is not None:
             pred_result = evaluate_drift(pred, w.pred or WindowSketch.empty(pred), self.config.drift)
-            stats["prediction_drift"] = pred_result.to_dict()
+        q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
+        v = self._observe_volume(volume)
+        fair = self._fairness(w)
+        # the results themselves go into the row: the JSON column writes them as their to_dict() (storage.db)
+        stats: dict[str, Any] = {"drift": result, "type_errors": w.type_errors, "n": w.n}
+        if pred_result is not None:
+            stats["prediction_drift"] = pred_result
+        # the row keeps the quality verdict and its problems; the per-feature numbers go into a finding only
+        stats["quality"] = quality = {
+            "status": q.status.value, "problems": [c.problem() for c in q.problems],
+            "warnings": [c.problem() for c in q.warnings], "absent_features": list(q.absent_features),
+            "new_columns": [c.feature for c in q.new_columns]}
+        if v is not None:
+            stats["volume"] = v.to_dict()
+        fair_summary = None if fair is None else _fairness_summary(fair)
+        if fair_summary is not None:
+            stats["fairness"] = fair_summary
         window_id = repo.add_window(session, model=self.model, model_version=self.version, kind=kind,
                                     window_index=w.index, start_at=start_at, end_at=end_at, n_events=w.n,
                                     reference_id=self.s["reference_id"], stats=stats)
         res.windows += 1
+
         finding_ids: list[str] = []
+
+        def emit(detector: str, status: str, severity: str, score: float | None, text: str,
+                 details: dict[str, Any], payload: dict[str, Any], n: int | None = w.n) -> None:
+            finding_ids.append(self._finding(
+                session, res, detector=detector, kind=kind, index=w.index, window_id=window_id, status=status,
+                severity=severity, score=score, text=text, details=details, payload=payload, start_at=start_at,
+                end_at=end_at, n=n))
+
         where = f"window {kind} #{w.index}, {w.n} events, reference v{self.s['reference_version']}"
+        about = {"window_index": w.index, "window_kind": kind}
         if result.status == Status.DRIFT:
             feats = list(result.drifted_features)
             text = (f"drift in {len(feats)} of {len(result.scores)} features of {self.model} v{self.version}: "
                     f"{', '.join(feats)} ({where})")
             severity = "critical" if (result.share_drifted or 0.0) >= 0.5 else "warn"
-            details = {"drifted_features": feats, "share_drifted": result.share_drifted, "window_index": w.index,
-                       "window_kind": kind, "reference_version": self.s["reference_version"], "result": summary}
-            finding_ids.append(self._finding(
-                session, res, detector=DRIFT_DETECTOR, kind=kind, index=w.index, window_id=window_id,
-                status="drift", severity=severity, score=result.share_drifted, text=text, details=details,
-                payload={"drifted_features": feats}, start_at=start_at, end_at=end_at, n=w.n))
+            emit(DRIFT_DETECTOR, "drift", severity, result.share_drifted, text,
+                 {"drifted_features": feats, "share_drifted": result.share_drifted, **about,
+                  "reference_version": self.s["reference_version"], "result": result.to_dict()},
+                 {"drifted_features": feats})
         observations = [Observation(DRIFT_DETECTOR, str(result.status.value),
                                     {"share_drifted": result.share_drifted})]
         if pred_result is not None:
             if pred_result.status == Status.DRIFT:
                 cols = list(pred_result.drifted_features)
-                text = (f"prediction drift in {self.model} v{self.version}: {', '.join(cols)} ({where})")
-                details = {"drifted_columns": cols, "window_index": w.index, "window_kind": kind,
-                           "reference_version": self.s["reference_version"], "result": stats["prediction_drift"]}
-                finding_ids.append(self._finding(
-                    session, res, detector=PREDICTION_DRIFT_DETECTOR, kind=kind, index=w.index,
-                    window_id=window_id, status="drift", severity="warn", score=pred_result.share_drifted,
-                    text=text, details=details, payload={"drifted_columns": cols}, start_at=start_at,
-                    end_at=end_at, n=w.n))
+                text = f"prediction drift in {self.model} v{self.version}: {', '.join(cols)} ({where})"
+                emit(PREDICTION_DRIFT_DETECTOR, "drift", "warn", pred_result.share_drifted, text,
+                     {"drifted_columns": cols, **about, "reference_version": self.s["reference_version"],
+                      "result": pred_result.to_dict()},
+                     {"drifted_columns": cols})
             observations.append(Observation(PREDICTION_DRIFT_DETECTOR, str(pred_result.status.value),
                                             {"share_drifted": pred_result.share_drifted}))
-        observations += self._close_quality(session, prof, kind, w, window_id, sketch, stats, volume, where,
-                                            start_at, end_at, res, finding_ids)
-        fair_summary = self._close_fairness(session, kind, w, window_id, start_at, end_at, res, finding_ids)
-        if fair_summary is not None:
-            stats["fairness"] = fair_summary
+        if q.status == QualityStatus.ALERT:
+            named = [_problem_text(p) for p in quality["problems"]]
+            text = f"data quality of {self.model} v{self.version}: {'; '.join(named)} ({where})"
+            emit(QUALITY_DETECTOR, "alert", "critical" if quality["absent_features"] else "warn",
+                 float(len(q.problems)), text, {"problems": quality["problems"], **about, "result": q.to_dict()},
+                 {"problems": quality["problems"]})
+        observations.append(Observation(QUALITY_DETECTOR, str(q.status.value), {"problems": float(len(q.problems))}))
+        if v is not None:
+            if v.flagged:
+                text = (f"event volume {v.direction} for {self.model} v{self.version}: {v.rate:.3g} events/s "
+                        f"against a usual {v.baseline:.3g} (x{v.ratio:.2f}) ({where})")
+                emit(VOLUME_DETECTOR, "alert", "warn", v.ratio, text, {**about, "result": v.to_dict()},
+                     {"direction": v.direction, "ratio": v.ratio})
+            observations.append(Observation(VOLUME_DETECTOR, str(v.status.value), {"ratio": v.ratio, "rate": v.rate}))
+        if fair is not None and fair_summary is not None:
+            if fair.alerts:
+                named = [f"{a.metric} {a.value:.3f} on {a.attribute} (worst group {a.worst!r} vs {a.best!r})"
+                         for a in fair.alerts]
+                text = (f"fairness gap in {self.model} v{self.version}: {'; '.join(named)} (window {kind} "
+                        f"#{w.index}, {w.n} events)")
+                emit(FAIRNESS_DETECTOR, "alert", "warn", None, text,
+                     {"alerts": fair_summary["alerts"], "result": fair.to_dict()}, {"alerts": fair_summary["alerts"]},
+                     n=None)
             observations.append(Observation(FAIRNESS_DETECTOR, fair_summary["status"], fair_summary["metrics"]))
         at = end_at or datetime.now(timezone.utc)
         for rule in self.config.rules:
             self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res)
 
-    def _close_quality(self, session: Session, prof: ReferenceProfile, kind: str, w: WindowAcc, window_id: int,
-                       sketch: WindowSketch, stats: dict[str, Any], volume: tuple[int, float | None] | None,
-                       where: str, start_at: datetime | None, end_at: datetime | None, res: BatchResult,
-                       finding_ids: list[str]) -> list[Observation]:
-        """Data quality of the window and the event volume (of the window, or of the pane just finished)."""
-        q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
-        # the window row keeps the verdict and the problems; the per-feature numbers go into a finding only
-        stats["quality"] = summary = {
-            "status": q.status.value, "problems": [c.problem() for c in q.problems],
-            "warnings": [c.problem() for c in q.warnings], "absent_features": list(q.absent_features),
-            "new_columns": [c.feature for c in q.new_columns]}
-        if q.status == QualityStatus.ALERT:
-            named = [_problem_text(p) for p in summary["problems"]]
-            text = (f"data quality of {self.model} v{self.version}: {'; '.join(named)} ({where})")
-            severity = "critical" if summary["absent_features"] else "warn"
-            finding_ids.append(self._finding(
-                session, res, detector=QUALITY_DETECTOR, kind=kind, index=w.index, window_id=window_id,
-                status="alert", severity=severity, score=float(len(q.problems)), text=text,
-                details={"problems": summary["problems"], "window_index": w.index, "window_kind": kind,
-                         "result": q.to_dict()},
-                payload={"problems": summary["problems"]}, start_at=start_at, end_at=end_at, n=w.n))
-        observations = [Observation(QUALITY_DETECTOR, str(q.status.value), {"problems": float(len(q.problems))})]
+    def _observe_volume(self, volume: tuple[int, float | None] | None) -> VolumeResult | None:
+        """The event volume (of the window, or of the pane just finished) against the recent ones."""
         if volume is None:
-            return observations
+            return None
         state = self.s.get("volume") or {}
         monitor = VolumeMonitor(self.config.volume, history=state.get("history", ()),
                                 n_observed=state.get("n_observed", 0), n_flagged=state.get("n_flagged", 0))
@@ -489,47 +515,13 @@ class ModelStream:
         v = monitor.observe(n, duration if duration is not None else 0.0)
         self.s["volume"] = {k: val for k, val in monitor.to_dict().items() if k in ("history", "n_observed",
                                                                                    "n_flagged")}
-        stats["volume"] = v.to_dict()
-        if v.flagged:
-            text = (f"event volume {v.direction} for {self.model} v{self.version}: {v.rate:.3g} events/s against "
-                    f"a usual {v.baseline:.3g} (x{v.ratio:.2f}) ({where})")
-            finding_ids.append(self._finding(
-                session, res, detector=VOLUME_DETECTOR, kind=kind, index=w.index, window_id=window_id,
-                status="alert", severity="warn", score=v.ratio, text=text,
-                details={"window_index": w.index, "window_kind": kind, "result": stats["volume"]},
-                payload={"direction": v.direction, "ratio": v.ratio}, start_at=start_at, end_at=end_at, n=w.n))
-        observations.append(Observation(VOLUME_DETECTOR, str(v.status.value),
-                                        {"ratio": v.ratio, "rate": v.rate}))
-        return observations
+        return v
 
-    def _close_fairness(self, session: Session, kind: str, w: WindowAcc, window_id: int,
-                        start_at: datetime | None, end_at: datetime | None, res: BatchResult,
-                        finding_ids: list[str]) -> dict[str, Any] | None:
+    def _fairness(self, w: WindowAcc) -> FairnessResult | None:
         attrs = self.s.get("sensitive") or []
         if not attrs or w.fair is None:
             return None
-        result = evaluate_fairness(w.fair, FairnessConfig(attributes=tuple(attrs)))
-        summary = result.to_dict()
-        if result.alerts:
-            named = [f"{a.metric} {a.value:.3f} on {a.attribute} (worst group {a.worst!r} vs {a.best!r})"
-                     for a in result.alerts]
-            text = (f"fairness gap in {self.model} v{self.version}: {'; '.join(named)} (window {kind} "
-                    f"#{w.index}, {w.n} events)")
-            alerts = [a.to_dict() for a in result.alerts]
-            finding_ids.append(self._finding(
-                session, res, detector=FAIRNESS_DETECTOR, kind=kind, index=w.index, window_id=window_id,
-                status="alert", severity="warn", score=None, text=text, details={"alerts": alerts, "result": summary},
-                payload={"alerts": alerts}, start_at=start_at, end_at=end_at, n=None))
-        # rules can test the gaps: "<attribute>.<gap>" and the worst over attributes, "<gap>"
-        metrics: dict[str, float | None] = {}
-        for attr, af in summary.get("attributes", {}).items():
-            for gap, d in (af.get("difference") or {}).items():
-                value = d.get("value") if isinstance(d, dict) else None
-                metrics[f"{attr}.{gap}_difference"] = value
-                if value is not None:
-                    metrics[f"{gap}_difference"] = max(value, metrics.get(f"{gap}_difference") or 0.0)
-        return {"status": str(result.status.value), "alerts": [a.to_dict() for a in result.alerts],
-                "metrics": metrics}
+        return evaluate_fairness(w.fair, FairnessConfig(attributes=tuple(attrs)))
 
     def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
                     index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],
@@ -577,6 +569,21 @@ class ModelStream:
                 repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model,
                                 payload=payload)
             log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, self.model, self.version, reason)
+
+
+def _fairness_summary(result: FairnessResult) -> dict[str, Any]:
+    """What a window row keeps of fairness: the verdict, the alerts and the gaps rules can test, as
+    "<attribute>.<gap>_difference" and the worst over attributes, "<gap>_difference"."""
+    summary = result.to_dict()
+    metrics: dict[str, float | None] = {}
+    for attr, af in summary.get("attributes", {}).items():
+        for gap, d in (af.get("difference") or {}).items():
+            value = d.get("value") if isinstance(d, dict) else None
+            metrics[f"{attr}.{gap}_difference"] = value
+            if value is not None:
+                metrics[f"{gap}_difference"] = max(value, metrics.get(f"{gap}_difference") or 0.0)
+    return {"status": str(result.status.value), "alerts": [a.to_dict() for a in result.alerts],
+            "metrics": metrics}
 
 
 def _problem_text(p: Mapping[str, Any]) -> str:

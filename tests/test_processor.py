@@ -278,3 +278,25 @@ def test_no_prediction_drift_without_a_shift(sessions) -> None:  # type: ignore[
         windows = s.scalars(select(Window).where(Window.model == "calm")).all()
         assert s.scalars(select(Finding).where(Finding.model == "calm")).all() == []
     assert len(windows) == 6 and all(w.stats["prediction_drift"]["status"] == "ok" for w in windows)
+
+
+def test_a_window_row_keeps_every_detectors_verdict(sessions) -> None:  # type: ignore[no-untyped-def]
+    # the row used to be written before quality, volume and fairness ran, so it held drift alone
+    proc = BatchProcessor(sessions, CONFIG)
+    for batch in chunks(records(events(SCENARIO)), 500):
+        proc.process(batch)
+    with sessions() as s:
+        rows = s.scalars(select(Window).order_by(Window.window_index)).all()
+        findings = {(f.detector, f.details["window_index"]): f.window_id
+                    for f in s.scalars(select(Finding)) if "window_index" in f.details}
+    assert len(rows) == 6
+    for w in rows:
+        assert {"drift", "prediction_drift", "quality", "volume", "fairness", "n"} <= set(w.stats)
+        assert w.stats["drift"]["status"] == ("drift" if w.window_index >= 3 else "ok")
+        assert len(w.stats["drift"]["scores"]) == 10 and w.stats["n"] == 1000
+        assert w.stats["quality"]["status"] == ("alert" if w.window_index >= 3 else "ok")
+        assert w.stats["volume"]["n_events"] == 1000
+        assert w.stats["fairness"]["status"] in {"ok", "insufficient_data", "alert"}
+    # findings name the row that holds their window
+    assert findings[("drift.features", 3)] == rows[3].id
+    assert findings[("quality.data", 5)] == rows[5].id
