@@ -513,8 +513,7 @@ class ModelStream:
                                 n_observed=state.get("n_observed", 0), n_flagged=state.get("n_flagged", 0))
         n, duration = volume
         v = monitor.observe(n, duration if duration is not None else 0.0)
-        self.s["volume"] = {k: val for k, val in monitor.to_dict().items() if k in ("history", "n_observed",
-                                                                                   "n_flagged")}
+        self.s["volume"] = monitor.state()
         return v
 
     def _fairness(self, w: WindowAcc) -> FairnessResult | None:

@@ -99,6 +99,7 @@ from detectors.base import (
     FeatureScore,
     ProfileMismatchError,
     Status,
+    fast_constructor,
     finite_number,
     int_at_least,
 )
@@ -280,6 +281,8 @@ class _Stacks:
     categorical: _CategoricalStack
     row: dict[str, int]  # feature -> its row in its kind's stack
     reference_missing_rate: dict[str, float | None]
+    # per feature, in profile order: name, kind, reference count, its window class, row, reference missing rate
+    layout: tuple[tuple[str, str, int, type, int, float | None], ...]
 
 
 # Profiles are immutable (frozen dataclasses over read-only arrays), so their stacks are built once and
@@ -294,7 +297,12 @@ def _stacks(profile: ReferenceProfile) -> _Stacks:
         categorical = {n: fp for n, fp in profile.features.items() if isinstance(fp, CategoricalProfile)}
         row = {name: i for i, name in enumerate(numeric)} | {name: i for i, name in enumerate(categorical)}
         missing = {name: _rate(fp.missing, fp.n + fp.missing) for name, fp in profile.features.items()}
-        stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), row, missing)
+        layout = tuple(
+            (name, NUMERIC if name in numeric else CATEGORICAL, fp.n,
+             NumericWindow if name in numeric else CategoricalWindow, row[name], missing[name])
+            for name, fp in profile.features.items()
+        )  # fmt: skip
+        stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), row, missing, layout)
         _STACKS[profile] = stacks
     return stacks
 
@@ -546,6 +554,10 @@ def _categorical_scores(
     return out
 
 
+# one FeatureScore per feature and window (a sliding window judges one every step): built field by field
+_new_score = fast_constructor(FeatureScore)
+
+
 def evaluate_drift(
     profile: ReferenceProfile, sketch: WindowSketch, config: FeatureDriftConfig
 ) -> DriftResult:
@@ -554,29 +566,20 @@ def evaluate_drift(
     stacks = _stacks(profile)
     window_ok = sketch.n_rows >= config.min_window_rows and profile.n_rows >= config.min_reference_rows
     min_ref, min_win = config.min_reference_rows, config.min_window_rows
-    base: dict[str, dict[str, Any]] = {}
+    n_rows = sketch.n_rows
+    windows_by_name = sketch.features
+    # per feature: name, kind, reference count, window count, missing rate, reference missing rate
+    base: list[tuple[str, str, int, int, float | None, float | None]] = []
     numeric_rows: dict[str, int] = {}
     categorical_rows: dict[str, int] = {}
-    for name, fp in profile.features.items():
-        win = sketch.features[name]
-        n_ref, n_win = fp.n, win.count
-        numeric = isinstance(fp, NumericProfile)
-        base[name] = {
-            "feature": name,
-            "kind": NUMERIC if numeric else CATEGORICAL,
-            "n_reference": n_ref,
-            "n_window": n_win,
-            "missing_rate": _rate(win.missing, sketch.n_rows),
-            "extra": {"reference_missing_rate": stacks.reference_missing_rate[name]},
-        }
-        if not (window_ok and n_ref >= min_ref and n_win >= min_win):
-            continue
-        if numeric and isinstance(win, NumericWindow):
-            numeric_rows[name] = stacks.row[name]
-        elif not numeric and isinstance(win, CategoricalWindow):
-            categorical_rows[name] = stacks.row[name]
-        else:
+    for name, kind, n_ref, window_type, row, ref_missing in stacks.layout:
+        win = windows_by_name[name]
+        if type(win) is not window_type:
             raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
+        n_win = win.count
+        base.append((name, kind, n_ref, n_win, win.missing / n_rows if n_rows else None, ref_missing))
+        if window_ok and n_ref >= min_ref and n_win >= min_win:
+            (numeric_rows if kind == NUMERIC else categorical_rows)[name] = row
 
     k = len(numeric_rows) + len(categorical_rows)
     found: dict[str, _Tested] = {}
@@ -593,37 +596,32 @@ def evaluate_drift(
             found = _numeric_scores(arrays, effects[0], stacks.numeric, numeric_rows, k, config)
         if categorical_rows:
             found |= _categorical_scores(windows, effects[-1], categorical_rows, config.psi_floor_categorical)
-    tested = [name for name in base if name in found]  # profile order, as the family
+    tested = [b[0] for b in base if b[0] in found]  # profile order, as the family
     adjusted = dict(
         zip(tested, adjust([found[n][2] for n in tested], config.correction).tolist(), strict=True)
     )
     alpha = config.alpha
     scores = []
-    for name, fields in base.items():
+    for name, kind, n_ref, n_win, missing_rate, ref_missing in base:
         t = found.get(name)
         if t is None:
-            numeric = fields["kind"] == NUMERIC
+            numeric = kind == NUMERIC
             default_test = config.numeric_test if numeric else config.categorical_test
             effect = config.numeric_effect_name if numeric else "psi"
-            scores.append(
-                FeatureScore(
-                    **fields, status=Status.INSUFFICIENT_DATA, test=default_test, statistic=None,
-                    p_value=None, p_adjusted=None, effect=effect, effect_value=None, drifted=False,
-                )
-            )  # fmt: skip
+            scores.append(_new_score(
+                name, kind, Status.INSUFFICIENT_DATA, default_test, None, None, None, effect, None, False, n_ref,
+                n_win, missing_rate, {"reference_missing_rate": ref_missing},
+            ))  # fmt: skip
             continue
         test, statistic, p_value, effect, effect_value, floor, extra = t
         p_adjusted = adjusted[name]
         drifted = p_adjusted < alpha and effect_value >= floor
-        fields["extra"] |= extra
-        fields["extra"]["wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor"] = floor
-        scores.append(
-            FeatureScore(
-                **fields, status=Status.DRIFT if drifted else Status.OK, test=test, statistic=statistic,
-                p_value=p_value, p_adjusted=p_adjusted, effect=effect, effect_value=effect_value,
-                drifted=drifted,
-            )
-        )  # fmt: skip
+        extra = {"reference_missing_rate": ref_missing, **extra,
+                 "wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor": floor}
+        scores.append(_new_score(
+            name, kind, Status.DRIFT if drifted else Status.OK, test, statistic, p_value, p_adjusted, effect,
+            effect_value, drifted, n_ref, n_win, missing_rate, extra,
+        ))  # fmt: skip
 
     drifted_features = tuple(s.feature for s in scores if s.drifted)
     share = len(drifted_features) / len(tested) if tested else None

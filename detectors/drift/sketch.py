@@ -51,16 +51,18 @@ class NumericWindow:
         return cls(counts=_frozen(np.zeros(profile.n_bins, dtype=np.int64)))
 
     def add(self, other: NumericWindow) -> NumericWindow:
-        return NumericWindow(
-            counts=_frozen(self.counts + other.counts),
-            missing=self.missing + other.missing,
-            count=self.count + other.count,
-            total=self.total + other.total,
-            total_sq=self.total_sq + other.total_sq,
-            minimum=min(self.minimum, other.minimum),
-            maximum=max(self.maximum, other.maximum),
-            below=self.below + other.below,
-            above=self.above + other.above,
+        # field by field (`_new_numeric_window`): a sliding window merges every feature at every step
+        mn, mx = other.minimum, other.maximum
+        return _new_numeric_window(
+            _frozen(self.counts + other.counts),
+            self.missing + other.missing,
+            self.count + other.count,
+            self.total + other.total,
+            self.total_sq + other.total_sq,
+            mn if mn < self.minimum else self.minimum,
+            mx if mx > self.maximum else self.maximum,
+            self.below + other.below,
+            self.above + other.above,
         )
 
     @classmethod
@@ -154,14 +156,14 @@ class CategoricalWindow:
         return int(self.counts.sum()) + self.unseen_count
 
     def add(self, other: CategoricalWindow) -> CategoricalWindow:
-        unseen, untracked = _add_unseen(
-            self.unseen, self.unseen_untracked + other.unseen_untracked, other.unseen.items()
-        )
-        return CategoricalWindow(
-            counts=_frozen(self.counts + other.counts),
-            unseen=unseen,
-            unseen_untracked=untracked,
-            missing=self.missing + other.missing,
+        if other.unseen:
+            unseen, untracked = _add_unseen(
+                self.unseen, self.unseen_untracked + other.unseen_untracked, other.unseen.items()
+            )
+        else:  # the usual case: nothing new to add (the mapping is never changed in place, so share it)
+            unseen, untracked = self.unseen, self.unseen_untracked + other.unseen_untracked
+        return _new_categorical_window(
+            _frozen(self.counts + other.counts), unseen, untracked, self.missing + other.missing
         )
 
     @classmethod
@@ -205,8 +207,10 @@ class CategoricalWindow:
 
 FeatureWindow = NumericWindow | CategoricalWindow
 
-# one NumericWindow per numeric feature and segment (100 for 20 features and 5 panes): built field by field
+# one window per feature and segment (100 for 20 features and 5 panes), and per feature and merge: built
+# field by field
 _new_numeric_window = fast_constructor(NumericWindow)
+_new_categorical_window = fast_constructor(CategoricalWindow)
 
 
 def _check_bounds(bounds: Sequence[int], rows: int) -> npt.NDArray[np.intp]:
@@ -461,15 +465,12 @@ class WindowSketch:
         if other.profile.fingerprint != self.profile.fingerprint:
             raise ProfileMismatchError("cannot merge sketches of different reference profiles")
         features: dict[str, FeatureWindow] = {}
+        theirs_all = other.features
         for name, mine in self.features.items():
-            theirs = other.features[name]
-            # two branches, not one `or`, so each `add` sees matching types
-            if isinstance(mine, NumericWindow) and isinstance(theirs, NumericWindow):  # noqa: SIM114
-                features[name] = mine.add(theirs)
-            elif isinstance(mine, CategoricalWindow) and isinstance(theirs, CategoricalWindow):
-                features[name] = mine.add(theirs)
-            else:
+            theirs = theirs_all[name]
+            if type(mine) is not type(theirs):
                 raise ProfileMismatchError(f"feature {name!r} has different kinds in the two sketches")
+            features[name] = mine.add(theirs)  # type: ignore[arg-type]
         return WindowSketch(
             profile=self.profile,
             n_rows=self.n_rows + other.n_rows,
