@@ -56,6 +56,15 @@ def write_block(doc: Path, name: str, text: str, *, title: str, heading: str) ->
     doc.write_text(body)
 
 
+def print_and_write(doc: Path, name: str, text: str, *, title: str, heading: str, write: bool = True) -> None:
+    """Print a benchmark's figures and, unless ``write`` is false, put them into ``doc`` (``write_block``)."""
+    print()
+    print(text)
+    if write:
+        write_block(doc, name, text, title=title, heading=heading)
+        print(f"\nwritten into {doc.relative_to(ROOT)}")
+
+
 def machine_note() -> str:
     """Date, machine, load: the context every figure needs on a shared 2-core machine."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -49,11 +49,11 @@ from _common import (
     machine_note,
     median_seconds,
     per_thousand,
+    print_and_write,
     share,
     timed,
     versions,
     wilson,
-    write_block,
 )
 
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
@@ -838,11 +838,8 @@ def main() -> None:
         f"`.venv/bin/python bench/drift.py{' --quick' if args.quick else ''}`."
     )
     text = head + "\n\n" + "\n\n".join(f"### {title}\n\n{body}" for title, body in blocks)
-    print()
-    print(text)
-    if not args.no_write and args.parts == "123":
-        write_block(DOC, "drift", text, title="Drift detection", heading="Benchmarks")
-        print(f"\nwritten into {DOC.relative_to(ROOT)}")
+    print_and_write(DOC, "drift", text, title="Drift detection", heading="Benchmarks",
+            write=not args.no_write and args.parts == "123")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, machine_note, versions, write_block
+from _common import ROOT, machine_note, print_and_write, versions
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, select, text
 
@@ -705,11 +705,8 @@ def main() -> None:
     )
     text_out = (f"{head}\n\n### Throughput\n\n{tp_text}\n\n### Detection latency\n\n{lat_text}\n\n"
                 f"### Memory per monitored model\n\n{mem_text}")  # fmt: skip
-    print()
-    print(text_out)
-    if not args.no_write:
-        write_block(DOC, "throughput", text_out, title="Benchmarks", heading="Throughput, latency and memory")
-        print(f"\nwritten into {DOC.relative_to(ROOT)}")
+    print_and_write(DOC, "throughput", text_out, title="Benchmarks", heading="Throughput, latency and memory",
+            write=not args.no_write)
 
 
 if __name__ == "__main__":

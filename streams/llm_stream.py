@@ -74,6 +74,7 @@ from streams.processor import (
     Record,
     _reason,
     dead_letter_payload,
+    freeze_startup_heap,
     retry_forever,
 )
 from streams.topics import Topics
@@ -1334,6 +1335,7 @@ def make_llm_agent(
                 for e in events
             ]
             result = await asyncio.to_thread(retry_forever, lambda batch=records: processor.process(batch))
+            freeze_startup_heap()
             log.info(
                 "llm batch of %d: applied=%d skipped=%d dead=%d windows=%d findings=%d triggers=%d kept=%d "
                 "provider_errors=%d",

@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 
-from streams.processor import BatchProcessor, BatchResult, Record, retry_forever
+from streams.processor import BatchProcessor, BatchResult, Record, freeze_startup_heap, retry_forever
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def make_app(config: WorkerConfig, processor: BatchProcessor,
             log.info("batch of %d: applied=%d skipped=%d dead=%d windows=%d findings=%d (revised %d) triggers=%d "
                      "labels=%d", len(records), result.applied, result.skipped, result.dead_lettered, result.windows,
                      result.findings, result.findings_revised, result.triggers, result.labels_applied)
+            freeze_startup_heap()
             if on_batch:
                 on_batch(result)
 

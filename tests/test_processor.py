@@ -300,3 +300,20 @@ def test_a_window_row_keeps_every_detectors_verdict(sessions) -> None:  # type: 
     # findings name the row that holds their window
     assert findings[("drift.features", 3)] == rows[3].id
     assert findings[("quality.data", 5)] == rows[5].id
+
+
+def test_the_start_up_heap_is_frozen_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    from streams import processor
+
+    monkeypatch.setattr(processor, "_heap_frozen", False)
+    before = gc.get_freeze_count()
+    try:
+        processor.freeze_startup_heap()
+        frozen = gc.get_freeze_count()
+        assert frozen > before  # everything alive now, this test module included
+        processor.freeze_startup_heap()
+        assert gc.get_freeze_count() == frozen  # once per process
+    finally:
+        gc.unfreeze()  # back to the collector, for the tests after this one
