@@ -25,6 +25,15 @@ class Status(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
+class AlertStatus(StrEnum):
+    """The verdict of the detectors that alert rather than report drift (data quality, volume, fairness).
+    ``ok`` and ``insufficient_data`` carry the same values as ``Status``."""
+
+    OK = "ok"
+    ALERT = "alert"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+
 class OpsloopDetectorError(ValueError):
     """Root of the detectors' named errors."""
 

@@ -45,10 +45,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from enum import StrEnum
 from typing import Any
 
-from detectors.base import ConfigError, InputError, fast_constructor, finite_number, json_safe
+from detectors.base import AlertStatus, ConfigError, InputError, fast_constructor, finite_number, json_safe
 from detectors.fairness import intervals
 from detectors.fairness.counts import (
     COLUMNS,
@@ -75,12 +74,7 @@ HIGHER_IS_WORSE: frozenset[str] = frozenset({FALSE_POSITIVE_RATE})
 Interval = tuple[float, float]
 
 
-class FairnessStatus(StrEnum):
-    """``ok`` and ``insufficient_data`` carry the same values as ``detectors.base.Status``."""
-
-    OK = "ok"
-    ALERT = "alert"
-    INSUFFICIENT_DATA = "insufficient_data"
+FairnessStatus = AlertStatus  # the shared verdict of alerting detectors (detectors.base)
 
 
 @dataclass(frozen=True)

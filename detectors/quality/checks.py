@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from math import isfinite
 from typing import Any
 
@@ -40,6 +39,7 @@ import numpy as np
 from detectors.base import (
     CATEGORICAL,
     NUMERIC,
+    AlertStatus,
     ConfigError,
     FeatureKind,
     InputError,
@@ -66,12 +66,7 @@ CHECKS: tuple[str, ...] = (MISSING_RATE, OUT_OF_RANGE, OUT_OF_DOMAIN, TYPE_ERROR
 MAX_REPORTED_CATEGORIES = 10
 
 
-class QualityStatus(StrEnum):
-    """``ok`` and ``insufficient_data`` carry the same values as ``detectors.base.Status``."""
-
-    OK = "ok"
-    ALERT = "alert"
-    INSUFFICIENT_DATA = "insufficient_data"
+QualityStatus = AlertStatus  # the shared verdict of alerting detectors (detectors.base)
 
 
 

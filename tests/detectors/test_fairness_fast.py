@@ -18,6 +18,10 @@ intervals with the vectorised ones bit for bit on the machine at hand, whatever 
 
 Regenerate only from the reference implementation:
 ``.venv/bin/python tests/detectors/test_fairness_fast.py --write``.
+
+On 2026-11-29 the status enum became ``detectors.base.AlertStatus`` (``FairnessStatus`` is its alias), so
+the object digests were recomputed with that class name; each was first checked to equal the stored one
+with the old name, so nothing else moved.
 """
 
 from __future__ import annotations

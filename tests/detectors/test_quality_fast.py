@@ -11,7 +11,9 @@ must reproduce both strings exactly: same keys, same order, the same floats bit 
 The cases are rebuilt from the stored inputs, not from the seeds, so that later changes to profile or
 sketch building do not move them; ``build_case(seed)`` documents how each was made, and
 ``python -m tests.detectors.test_quality_fast --write`` rewrites the file (only ever with an implementation
-known to be right).
+known to be right). On 2026-11-29 the status enum became ``detectors.base.AlertStatus`` (``QualityStatus``
+is its alias), so the stored ``repr`` strings name it; nothing else in them was changed, and that was checked
+case by case before rewriting them.
 """
 
 from __future__ import annotations
