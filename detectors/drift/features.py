@@ -279,9 +279,8 @@ class _CategoricalStack:
 class _Stacks:
     numeric: _NumericStack
     categorical: _CategoricalStack
-    row: dict[str, int]  # feature -> its row in its kind's stack
-    reference_missing_rate: dict[str, float | None]
-    # per feature, in profile order: name, kind, reference count, its window class, row, reference missing rate
+    # per feature, in profile order: name, kind, reference count, its window class, its row in its kind's
+    # stack, reference missing rate
     layout: tuple[tuple[str, str, int, type, int, float | None], ...]
 
 
@@ -296,13 +295,12 @@ def _stacks(profile: ReferenceProfile) -> _Stacks:
         numeric = {n: fp for n, fp in profile.features.items() if isinstance(fp, NumericProfile)}
         categorical = {n: fp for n, fp in profile.features.items() if isinstance(fp, CategoricalProfile)}
         row = {name: i for i, name in enumerate(numeric)} | {name: i for i, name in enumerate(categorical)}
-        missing = {name: _rate(fp.missing, fp.n + fp.missing) for name, fp in profile.features.items()}
         layout = tuple(
             (name, NUMERIC if name in numeric else CATEGORICAL, fp.n,
-             NumericWindow if name in numeric else CategoricalWindow, row[name], missing[name])
+             NumericWindow if name in numeric else CategoricalWindow, row[name], _rate(fp.missing, fp.n + fp.missing))
             for name, fp in profile.features.items()
         )  # fmt: skip
-        stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), row, missing, layout)
+        stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), layout)
         _STACKS[profile] = stacks
     return stacks
 

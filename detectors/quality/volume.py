@@ -225,14 +225,7 @@ class VolumeMonitor:
                 "n_flagged": self.n_flagged}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "detector": DETECTOR_NAME,
-            "config": self.config.to_dict(),
-            "history": [[rate, duration] for rate, duration in self.history],
-            "n_observed": self.n_observed,
-            "n_flagged": self.n_flagged,
-        }
+        return {"version": STATE_VERSION, "detector": DETECTOR_NAME, "config": self.config.to_dict(), **self.state()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VolumeMonitor:
