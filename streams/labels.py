@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 
 from detectors.concept import adwin, page_hinkley
 from detectors.fairness import FairnessConfig, FairnessCounts, evaluate_fairness
@@ -109,6 +109,7 @@ class LabelJoin:
         if rows:
             repo.insert_many_ignore(session, PredictionLog.__table__, rows)
         perf = _Windows(session, model, version)
+        perf.load(per_window)
         for (kind, idx), n in per_window.items():
             perf.get(kind, idx)["n_predictions"] += n
         ids = [r["prediction_id"] for r in rows]
@@ -177,6 +178,7 @@ class LabelJoin:
             res.labels_applied += 1
         if updates:
             session.execute(update(PredictionLog), updates)  # bulk UPDATE by primary key
+        perf.load([*changes, REFERENCE, *([CONCEPT] if self.config.concept and losses else [])])
         for (kind, idx), delta in changes.items():
             delta.apply(perf.get(kind, idx))
         if self.config.concept and losses:
@@ -355,35 +357,45 @@ class _Delta:
 
 
 class _Windows:
-    """The window-performance rows of one model version touched in this transaction (optimistic revision)."""
+    """The window-performance rows of one model version touched in this transaction (optimistic revision).
+
+    ``load`` reads the rows of many windows in one query and ``save`` creates the new ones in one insert: a
+    batch places its events in up to ~10 panes of a sliding window, and a round trip per pane was ~0.5 ms
+    of every sliding step."""
 
     def __init__(self, session: Session, model: str, version: str) -> None:
         self.session, self.model, self.version = session, model, version
         self.rows: dict[tuple[str, int], tuple[int | None, dict[str, Any]]] = {}
 
+    def load(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Read the rows of ``keys`` not read yet, in one query; a window without a row starts empty."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.rows]
+        if not wanted:
+            return
+        found = self.session.execute(select(
+            WindowPerformance.kind, WindowPerformance.window_index, WindowPerformance.revision,
+            WindowPerformance.n_predictions, WindowPerformance.state).where(
+            WindowPerformance.model == self.model, WindowPerformance.model_version == self.version,
+            tuple_(WindowPerformance.kind, WindowPerformance.window_index).in_(wanted)))
+        for row in found:
+            self.rows[(row.kind, row.window_index)] = (row.revision, {**row.state, "n_predictions": row.n_predictions})
+        for key in wanted:
+            self.rows.setdefault(key, (None, {"n_predictions": 0}))
+
     def get(self, kind: str, idx: int) -> dict[str, Any]:
         key = (kind, idx)
         if key not in self.rows:
-            row = self.session.execute(select(WindowPerformance.revision, WindowPerformance.n_predictions,
-                                              WindowPerformance.state).where(
-                WindowPerformance.model == self.model, WindowPerformance.model_version == self.version,
-                WindowPerformance.kind == kind, WindowPerformance.window_index == idx)).first()
-            if row is None:
-                self.rows[key] = (None, {"n_predictions": 0})
-            else:
-                self.rows[key] = (row.revision, {**row.state, "n_predictions": row.n_predictions})
+            self.load([key])
         return self.rows[key][1]
 
     def save(self) -> None:
+        new: list[dict[str, Any]] = []
         for (kind, idx), (rev, state) in self.rows.items():
             body = {k: v for k, v in state.items() if k != "n_predictions"}
             n = state["n_predictions"]
             if rev is None:
-                if not repo.insert_ignore(self.session, WindowPerformance.__table__, dict(
-                        model=self.model, model_version=self.version, kind=kind, window_index=idx, revision=1,
-                        n_predictions=n, state=body, updated_at=utcnow())):
-                    raise StaleStateError(f"performance of {self.model}/{self.version} {kind}#{idx} created "
-                                          "concurrently")
+                new.append({"model": self.model, "model_version": self.version, "kind": kind, "window_index": idx,
+                            "revision": 1, "n_predictions": n, "state": body, "updated_at": utcnow()})
                 continue
             done = self.session.execute(update(WindowPerformance).where(
                 WindowPerformance.model == self.model, WindowPerformance.model_version == self.version,
@@ -392,4 +404,7 @@ class _Windows:
                                                           updated_at=utcnow()))
             if done.rowcount != 1:
                 raise StaleStateError(f"performance of {self.model}/{self.version} {kind}#{idx} moved")
+        if new and repo.insert_all_or_none(self.session, WindowPerformance.__table__, new) != len(new):
+            raise StaleStateError(f"performance of {self.model}/{self.version}: a window's row was created "
+                                  "concurrently")
 

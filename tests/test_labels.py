@@ -122,3 +122,58 @@ def test_no_label_fairness_finding_without_a_gap(sessions) -> None:  # type: ign
         proc.process(b)
     with sessions() as s:
         assert s.scalars(select(Finding).where(Finding.detector == "fairness.labels")).all() == []
+
+
+def test_performance_rows_of_many_windows_are_read_once_and_created_once(sessions) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    from storage.models import WindowPerformance
+    from streams.labels import _Windows
+
+    with sessions.begin() as s:
+        s.add(WindowPerformance(model="m", model_version="1", kind="pane", window_index=1, revision=3,
+                                n_predictions=7, state={"cls": {"x": 1}}))
+    statements: list[str] = []
+    with sessions.begin() as s:
+        engine = s.get_bind()
+        listen = lambda *a: statements.append(a[2])  # (conn, cursor, statement, ...)
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            perf = _Windows(s, "m", "1")
+            perf.load([("pane", i) for i in range(5)])
+            assert perf.get("pane", 1) == {"cls": {"x": 1}, "n_predictions": 7}
+            assert perf.get("pane", 3) == {"n_predictions": 0}
+            reads = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+            assert len(reads) == 1  # get() after load() reads nothing more
+            for i in range(5):
+                perf.get("pane", i)["n_predictions"] += 10
+            perf.save()
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        inserts = [q for q in statements if q.lstrip().upper().startswith("INSERT")]
+        assert len(inserts) == 1  # the four new windows in one statement
+    with sessions() as s:
+        rows = {r.window_index: (r.revision, r.n_predictions) for r in s.scalars(select(WindowPerformance))}
+    assert rows == {0: (1, 10), 1: (4, 17), 2: (1, 10), 3: (1, 10), 4: (1, 10)}
+
+
+def test_a_performance_row_created_meanwhile_rolls_the_batch_back(sessions) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from storage.models import WindowPerformance
+    from storage.repo import StaleStateError
+    from streams.labels import _Windows
+
+    with sessions.begin() as s:
+        perf = _Windows(s, "m", "1")
+        perf.load([("pane", 0), ("pane", 1)])  # neither exists yet
+        with sessions.begin() as other:  # another worker creates one of them first
+            other.add(WindowPerformance(model="m", model_version="1", kind="pane", window_index=1, revision=1,
+                                        n_predictions=1, state={}))
+        perf.get("pane", 0)["n_predictions"] += 1
+        perf.get("pane", 1)["n_predictions"] += 1
+        with pytest.raises(StaleStateError, match="created concurrently"):
+            perf.save()
+        s.rollback()
+    with sessions() as s:
+        assert {r.window_index: r.n_predictions for r in s.scalars(select(WindowPerformance))} == {1: 1}
