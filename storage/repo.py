@@ -78,15 +78,26 @@ def load_offsets(session: Session, group: str, topic_partitions: Iterable[tuple[
 
 def save_offsets(session: Session, group: str, offsets: Mapping[tuple[str, int], int],
                  known: Mapping[tuple[str, int], int]) -> None:
+    """Move the group's offsets past the batch, only from the offsets the batch was checked against.
+
+    The offsets are an optimistic lock of their own: on PostgreSQL (READ COMMITTED) every statement sees what
+    was committed when it started, so another worker can commit the same records between our reading the
+    offsets and our reading the model state. We would then apply its records again on top of its state, and
+    the state's revision check alone would let that through. An offset that moved since ``known`` (or a row
+    created meanwhile, a unique-key error) rolls the batch back to be reloaded and re-applied."""
     now = utcnow()
     for (topic, partition), offset in offsets.items():
         if (topic, partition) in known:
-            session.execute(
+            done = session.execute(
                 update(PartitionOffset)
                 .where(PartitionOffset.consumer_group == group, PartitionOffset.topic == topic,
-                       PartitionOffset.partition == partition)
+                       PartitionOffset.partition == partition,
+                       PartitionOffset.offset == known[(topic, partition)])
                 .values(offset=offset, updated_at=now)
             )
+            if done.rowcount != 1:
+                raise StaleStateError(f"offsets of {group} on {topic}[{partition}] moved past "
+                                      f"{known[(topic, partition)]}")
         else:
             session.add(PartitionOffset(consumer_group=group, topic=topic, partition=partition, offset=offset,
                                         updated_at=now))

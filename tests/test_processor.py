@@ -84,6 +84,39 @@ def test_replayed_batches_never_count_twice(sessions) -> None:  # type: ignore[n
     assert replayed[2] == 6 and len(replayed[0]) == 3 and len(replayed[1]) == 1
 
 
+def test_a_batch_another_worker_commits_between_our_reads_is_not_applied_twice(sessions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Worker A reads the offsets, worker B commits the same records, then A reads the model state (B's,
+    which already holds them). PostgreSQL's READ COMMITTED lets each statement see what was committed when it
+    started, so A must not apply those records on top of B's state: the offsets are checked again on write."""
+    import threading
+
+    from storage import repo
+
+    recs = records(events(SCENARIO))
+    a, b = BatchProcessor(sessions, CONFIG), BatchProcessor(sessions, CONFIG)
+    for batch in chunks(recs[:3000], 1000):
+        a.process(batch)
+    b.process(recs[:3000])  # all skipped: b only learns the offsets
+    caller = threading.current_thread()
+    real = repo.load_revisions
+    interleaved: list[int] = []
+
+    def b_commits_first(session, keys):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is caller and not interleaved:
+            worker = threading.Thread(target=lambda: interleaved.append(b.process(recs[3000:4000]).applied))
+            worker.start()
+            worker.join()
+        return real(session, keys)
+
+    monkeypatch.setattr(repo, "load_revisions", b_commits_first)
+    result = a.process(recs[3000:4000])
+    assert interleaved == [1000]  # B applied the records first ...
+    assert result.attempts == 2 and result.applied == 0 and result.skipped == 1000  # ... A rolled back, then skipped
+    with sessions() as s:
+        assert s.scalar(select(ModelState.state))["events"] == 4000
+        assert s.scalar(select(func.count()).select_from(Window)) == 2
+
+
 def test_malformed_events_dead_letter_with_reason_and_origin(sessions) -> None:  # type: ignore[no-untyped-def]
     good = [e.model_dump_json().encode() for e in events(SCENARIO)]
     mixed: list[bytes] = []
