@@ -202,6 +202,18 @@ def add_window(session: Session, **values: Any) -> int:
     return int(session.execute(_INSERT_WINDOW, values).scalar_one())
 
 
+def add_windows(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """The rows of the windows a batch closed, in one statement; their ids, in the order given."""
+    if not rows:
+        return []
+    now = utcnow()
+    for r in rows:
+        r.setdefault("created_at", now)
+    table = Window.__table__
+    stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.execute(stmt, list(rows)).scalars()]
+
+
 def add_finding(session: Session, **values: Any) -> bool:
     """Insert-or-ignore on ``finding_key``: the same finding is never stored twice."""
     values.setdefault("created_at", utcnow())

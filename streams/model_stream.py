@@ -19,11 +19,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from detectors.base import Status
-from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
+from detectors.base import DriftResult, Status
+from detectors.drift import (
+    FeatureDriftConfig,
+    ReferenceProfile,
+    WindowSketch,
+    build_profile,
+    evaluate_drift_many,
+)
 from detectors.fairness import FairnessConfig, FairnessCounts, FairnessResult, evaluate_fairness
 from detectors.quality import (
     QualityConfig,
+    QualityResult,
     QualityStatus,
     VolumeConfig,
     VolumeMonitor,
@@ -149,6 +156,31 @@ class _Segment:
     sketch: WindowSketch
     pred: WindowSketch | None
     type_errors: dict[str, int]
+
+
+@dataclass
+class _Closing:
+    """A window the batch closed, to be judged with the others at the end of the batch."""
+
+    kind: str
+    w: WindowAcc
+    start_at: datetime | None
+    end_at: datetime | None
+    volume: tuple[int, float | None] | None
+
+
+@dataclass
+class _Judged:
+    """A closed window's verdicts, before its row exists."""
+
+    closing: _Closing
+    drift: DriftResult
+    pred_drift: DriftResult | None
+    quality: QualityResult
+    quality_row: dict[str, Any]
+    volume: VolumeResult | None
+    fair: FairnessResult | None
+    fair_summary: dict[str, Any] | None
 
 
 class ModelStream:
@@ -333,11 +365,14 @@ class ModelStream:
     def _apply_count(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                      items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
                      placed: list[tuple[PredictionEvent, str, int]]) -> None:
+        closing: list[_Closing] = []
+
         def close(w: WindowAcc) -> None:
-            self._close(session, prof, pred, "count", w, w.first_at, w.last_at, res, volume=(w.n, w.duration_s))
+            closing.append(_Closing("count", w, w.first_at, w.last_at, (w.n, w.duration_s)))
 
         self._count = self._fill(prof, pred, self._count or WindowAcc(0), self.config.window_size, "count",
                                  items, placed, close)
+        self._close_all(session, prof, pred, closing, res)
 
     def _apply_sliding(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                        items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
@@ -345,17 +380,19 @@ class ModelStream:
         """Sliding count windows from panes: every ``window_size / sliding_panes`` events the last panes are
         merged (exact counts, about three merges per step whatever the number of panes) and judged as one
         window. Volume is observed per pane."""
+        closing: list[_Closing] = []
+
         def pane_done(w: WindowAcc) -> None:
             head = self._sliding.push(w)
             if head is not None:  # the last panes merged, indexed by the oldest
                 merged = WindowAcc(index=self._sliding.panes[0].index, n=head.n, sketch=head.sketch, pred=head.pred,
                                    fair=head.fair, type_errors=dict(head.type_errors), first_at=head.first_at,
                                    last_at=head.last_at)
-                self._close(session, prof, pred, "sliding", merged, merged.first_at, merged.last_at, res,
-                            volume=(w.n, w.duration_s))
+                closing.append(_Closing("sliding", merged, merged.first_at, merged.last_at, (w.n, w.duration_s)))
 
         step = max(1, self.config.window_size // max(1, self.config.sliding_panes))
         self._pane = self._fill(prof, pred, self._pane or WindowAcc(0), step, "pane", items, placed, pane_done)
+        self._close_all(session, prof, pred, closing, res)
 
     def _apply_time(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
                     items: Sequence[tuple[Record, PredictionEvent]], res: BatchResult,
@@ -382,6 +419,7 @@ class ModelStream:
         max_seen = max([e.occurred_at.timestamp() for _, e in items] + [self.s.get("max_event_ts") or -math.inf])
         self.s["max_event_ts"] = max_seen
         watermark = max_seen - self.config.allowed_lateness_s
+        closing: list[_Closing] = []
         for idx in sorted(self._time):
             end = (idx + 1) * span
             if end > watermark:
@@ -389,8 +427,9 @@ class ModelStream:
             w = self._time.pop(idx)
             start_at = datetime.fromtimestamp(idx * span, tz=timezone.utc)
             end_at = datetime.fromtimestamp(end, tz=timezone.utc)
-            self._close(session, prof, pred, "time", w, start_at, end_at, res, volume=(w.n, span))
+            closing.append(_Closing("time", w, start_at, end_at, (w.n, span)))
             self.s["time_closed_below"] = idx + 1
+        self._close_all(session, prof, pred, closing, res)
 
     # -- closing a window -----------------------------------------------------------------------------
 
@@ -412,38 +451,55 @@ class ModelStream:
                 "status": status, "severity": severity, "summary": text, **payload, "window": window})
         return key
 
-    def _close(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None, kind: str,
-               w: WindowAcc, start_at: datetime | None, end_at: datetime | None, res: BatchResult,
-               volume: tuple[int, float | None] | None = None) -> None:
-        """Judge a closed window with every window detector, store its row (all their verdicts), then its
-        findings (which name the row) and the rules' triggers."""
-        sketch = w.sketch or WindowSketch.empty(prof)
-        result = evaluate_drift(prof, sketch, self.config.drift)
-        pred_result = None
-        if pred is not None:
-            pred_result = evaluate_drift(pred, w.pred or WindowSketch.empty(pred), self.config.drift)
-        q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
-        v = self._observe_volume(volume)
-        fair = self._fairness(w)
-        # the results themselves go into the row: the JSON column writes them as their to_dict() (storage.db)
-        stats: dict[str, Any] = {"drift": result, "type_errors": w.type_errors, "n": w.n}
-        if pred_result is not None:
-            stats["prediction_drift"] = pred_result
-        # the row keeps the quality verdict and its problems; the per-feature numbers go into a finding only
-        stats["quality"] = quality = {
-            "status": q.status.value, "problems": [c.problem() for c in q.problems],
-            "warnings": [c.problem() for c in q.warnings], "absent_features": list(q.absent_features),
-            "new_columns": [c.feature for c in q.new_columns]}
-        if v is not None:
-            stats["volume"] = v.to_dict()
-        fair_summary = None if fair is None else _fairness_summary(fair)
-        if fair_summary is not None:
-            stats["fairness"] = fair_summary
-        window_id = repo.add_window(session, model=self.model, model_version=self.version, kind=kind,
-                                    window_index=w.index, start_at=start_at, end_at=end_at, n_events=w.n,
-                                    reference_id=self.s["reference_id"], stats=stats)
-        res.windows += 1
+    def _close_all(self, session: Session, prof: ReferenceProfile, pred: ReferenceProfile | None,
+                   closing: Sequence[_Closing], res: BatchResult) -> None:
+        """Judge the windows a batch closed, in order: every window detector, then all their rows in one
+        insert, then each window's findings (which name its row) and the rules' triggers.
 
+        A sliding window closes ~10 windows per batch: drift is evaluated for all of them in one pass
+        (``evaluate_drift_many``) and their rows are written in one statement."""
+        if not closing:
+            return
+        sketches = [c.w.sketch or WindowSketch.empty(prof) for c in closing]
+        drift = evaluate_drift_many(prof, sketches, self.config.drift)
+        pred_drift: Sequence[DriftResult | None] = [None] * len(closing)
+        if pred is not None:
+            pred_drift = evaluate_drift_many(pred, [c.w.pred or WindowSketch.empty(pred) for c in closing],
+                                             self.config.drift)
+        judged: list[_Judged] = []
+        rows: list[dict[str, Any]] = []
+        for c, sketch, result, pred_result in zip(closing, sketches, drift, pred_drift, strict=True):
+            w = c.w
+            q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
+            v = self._observe_volume(c.volume)  # in window order: the volume history is state
+            fair = self._fairness(w)
+            # the results themselves go into the row: the JSON column writes them as their to_dict() (storage.db)
+            stats: dict[str, Any] = {"drift": result, "type_errors": w.type_errors, "n": w.n}
+            if pred_result is not None:
+                stats["prediction_drift"] = pred_result
+            # the row keeps the quality verdict and its problems; the per-feature numbers go into a finding only
+            stats["quality"] = quality = {
+                "status": q.status.value, "problems": [p.problem() for p in q.problems],
+                "warnings": [p.problem() for p in q.warnings], "absent_features": list(q.absent_features),
+                "new_columns": [p.feature for p in q.new_columns]}
+            if v is not None:
+                stats["volume"] = v.to_dict()
+            fair_summary = None if fair is None else _fairness_summary(fair)
+            if fair_summary is not None:
+                stats["fairness"] = fair_summary
+            rows.append({"model": self.model, "model_version": self.version, "kind": c.kind, "window_index": w.index,
+                         "start_at": c.start_at, "end_at": c.end_at, "n_events": w.n,
+                         "reference_id": self.s["reference_id"], "stats": stats})
+            judged.append(_Judged(c, result, pred_result, q, quality, v, fair, fair_summary))
+        window_ids = repo.add_windows(session, rows)
+        res.windows += len(window_ids)
+        for j, window_id in zip(judged, window_ids, strict=True):
+            self._report(session, j, window_id, res)
+
+    def _report(self, session: Session, j: _Judged, window_id: int, res: BatchResult) -> None:
+        """A judged window's findings (which name its row), then the rules' triggers."""
+        kind, w, start_at, end_at = j.closing.kind, j.closing.w, j.closing.start_at, j.closing.end_at
+        result, pred_result, q, quality, v, fair = j.drift, j.pred_drift, j.quality, j.quality_row, j.volume, j.fair
         finding_ids: list[str] = []
 
         def emit(detector: str, status: str, severity: str, score: float | None, text: str,
@@ -490,16 +546,16 @@ class ModelStream:
                 emit(VOLUME_DETECTOR, "alert", "warn", v.ratio, text, {**about, "result": v.to_dict()},
                      {"direction": v.direction, "ratio": v.ratio})
             observations.append(Observation(VOLUME_DETECTOR, str(v.status.value), {"ratio": v.ratio, "rate": v.rate}))
-        if fair is not None and fair_summary is not None:
+        if fair is not None and j.fair_summary is not None:
             if fair.alerts:
                 named = [f"{a.metric} {a.value:.3f} on {a.attribute} (worst group {a.worst!r} vs {a.best!r})"
                          for a in fair.alerts]
                 text = (f"fairness gap in {self.model} v{self.version}: {'; '.join(named)} (window {kind} "
                         f"#{w.index}, {w.n} events)")
                 emit(FAIRNESS_DETECTOR, "alert", "warn", None, text,
-                     {"alerts": fair_summary["alerts"], "result": fair.to_dict()}, {"alerts": fair_summary["alerts"]},
+                     {"alerts": j.fair_summary["alerts"], "result": fair.to_dict()}, {"alerts": j.fair_summary["alerts"]},
                      n=None)
-            observations.append(Observation(FAIRNESS_DETECTOR, fair_summary["status"], fair_summary["metrics"]))
+            observations.append(Observation(FAIRNESS_DETECTOR, j.fair_summary["status"], j.fair_summary["metrics"]))
         at = end_at or datetime.now(timezone.utc)
         for rule in self.config.rules:
             self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from detectors.drift.chisquare import ChiSquareResult, chi2_two_sample
 from detectors.drift.correction import adjust, benjamini_hochberg, bonferroni
-from detectors.drift.features import DETECTOR_NAME, FeatureDriftConfig, evaluate_drift
+from detectors.drift.features import DETECTOR_NAME, FeatureDriftConfig, evaluate_drift, evaluate_drift_many
 from detectors.drift.hellinger import hellinger
 from detectors.drift.jensenshannon import jensenshannon
 from detectors.drift.ks import KSResult, ks_binned, ks_pvalue, ks_pvalue_asymptotic, ks_statistic
@@ -38,6 +38,7 @@ __all__ = [
     "build_profile",
     "chi2_two_sample",
     "evaluate_drift",
+    "evaluate_drift_many",
     "hellinger",
     "jensenshannon",
     "ks_binned",

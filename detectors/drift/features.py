@@ -392,32 +392,55 @@ class _NumericArrays:
     win_coarse: Matrix
 
 
-def _numeric_arrays(stack: _NumericStack, sketch: WindowSketch, rows: dict[str, int]) -> _NumericArrays:
-    size, width = len(stack.names), stack.width
-    parts = list(stack.empty)
+def _selection(rows_list: Sequence[dict[str, int]], size: int) -> tuple[npt.NDArray[np.intp] | None, Any]:
+    """The tested rows of many windows stacked ``(windows * size, ...)``: their global rows (None when every
+    row of every window is tested) and a function taking those rows of a per-feature ``(size, ...)`` array."""
+    if all(len(rows) == size for rows in rows_list):
+        count = len(rows_list)
+        if count == 1:
+            return None, lambda arr: arr
+        return None, lambda arr: np.tile(arr, (count,) + (1,) * (arr.ndim - 1))
+    local = np.concatenate([np.fromiter(rows.values(), dtype=np.intp, count=len(rows)) for rows in rows_list])
+    offsets = np.repeat(np.arange(len(rows_list), dtype=np.intp) * size, [len(rows) for rows in rows_list])
+    return local + offsets, lambda arr: arr[local]
+
+
+def _scatter_many(scatter: npt.NDArray[np.intp], count: int, block: int) -> npt.NDArray[np.intp]:
+    """``scatter`` repeated for ``count`` windows, each in its own block of ``block`` flat positions."""
+    if count == 1:
+        return scatter
+    return (scatter[None, :] + (np.arange(count, dtype=np.intp) * block)[:, None]).reshape(-1)
+
+
+def _numeric_arrays(
+    stack: _NumericStack, sketches: Sequence[WindowSketch], rows_list: Sequence[dict[str, int]]
+) -> _NumericArrays:
+    """The tested numeric features of every window, their rows one after the other (window by window)."""
+    size, width, count = len(stack.names), stack.width, len(sketches)
+    parts: list[npt.NDArray[np.int64]] = []
     windows: list[NumericWindow] = []
-    for name, i in rows.items():
-        win = sketch.features[name]
-        assert isinstance(win, NumericWindow)
-        parts[i] = win.counts
-        windows.append(win)
-    counts = np.zeros(size * width, dtype=np.int64)
-    counts[stack.scatter] = np.concatenate(parts)
-    counts = counts.reshape(size, width)
-    sel = None if len(rows) == size else np.fromiter(rows.values(), dtype=np.intp, count=len(rows))
-
-    def take(arr: Any) -> Any:
-        return arr if sel is None else arr[sel]
-
-    cum = np.cumsum(take(counts), axis=1)
+    for sketch, rows in zip(sketches, rows_list, strict=True):
+        mine = list(stack.empty)
+        for name, i in rows.items():
+            win = sketch.features[name]
+            assert isinstance(win, NumericWindow)
+            mine[i] = win.counts
+            windows.append(win)
+        parts.extend(mine)
+    counts = np.zeros(count * size * width, dtype=np.int64)
+    counts[_scatter_many(stack.scatter, count, size * width)] = np.concatenate(parts)
+    counts = counts.reshape(count * size, width)
+    sel, take = _selection(rows_list, size)
+    cum = np.cumsum(counts if sel is None else counts[sel], axis=1)
     m = cum[:, -1]
     # as ks_statistic: integer cumulative counts divided once, reference minus window
     absdiff = np.abs(take(stack.ref_cdf) - cum / m[:, None])
     wasserstein = (absdiff[:, :-1] * take(stack.position_steps)).sum(axis=1) / take(stack.norm)
     # coarse counts: differences of the cumulative counts at each coarse bin's last fine bin
     ends = (
-        stack.coarse_flat if sel is None else stack.coarse_end[sel] + (np.arange(sel.size) * width)[:, None]
-    )
+        stack.coarse_flat if sel is None and count == 1
+        else take(stack.coarse_end) + (np.arange(cum.shape[0]) * width)[:, None]
+    )  # fmt: skip
     at_ends = cum.reshape(-1)[ends]
     win_coarse = at_ends.astype(np.float64)
     win_coarse[:, 1:] -= at_ends[:, :-1]
@@ -427,26 +450,31 @@ def _numeric_arrays(stack: _NumericStack, sketch: WindowSketch, rows: dict[str, 
 
 
 def _categorical_arrays(
-    stack: _CategoricalStack, sketch: WindowSketch, rows: dict[str, int]
+    stack: _CategoricalStack, sketches: Sequence[WindowSketch], rows_list: Sequence[dict[str, int]]
 ) -> tuple[list[CategoricalWindow], Matrix, Matrix]:
-    """Reference and window counts per bucket; new categories share one extra bucket, empty in the reference."""
-    parts = list(stack.empty)
-    unseen = np.zeros(len(stack.names), dtype=np.int64)
+    """Reference and window counts per bucket; new categories share one extra bucket, empty in the reference.
+    The tested features of every window, their rows one after the other."""
+    size, width, count = len(stack.names), stack.width, len(sketches)
+    parts: list[npt.NDArray[np.int64]] = []
+    unseen = np.zeros(count * size, dtype=np.int64)
     windows: list[CategoricalWindow] = []
-    for name, i in rows.items():
-        win = sketch.features[name]
-        assert isinstance(win, CategoricalWindow)
-        windows.append(win)
-        parts[i] = win.counts
-        unseen[i] = win.unseen_count
-    counts = np.zeros(len(stack.names) * stack.width, dtype=np.int64)
-    counts[stack.scatter] = np.concatenate(parts)
-    counts[stack.unseen_at] = unseen
-    counts = counts.reshape(len(stack.names), stack.width)
-    if len(rows) == len(stack.names):
-        return windows, stack.ref, counts.astype(np.float64)
-    sel = np.fromiter(rows.values(), dtype=np.intp, count=len(rows))
-    return windows, stack.ref[sel], counts[sel].astype(np.float64)
+    for j, (sketch, rows) in enumerate(zip(sketches, rows_list, strict=True)):
+        mine = list(stack.empty)
+        for name, i in rows.items():
+            win = sketch.features[name]
+            assert isinstance(win, CategoricalWindow)
+            windows.append(win)
+            mine[i] = win.counts
+            unseen[j * size + i] = win.unseen_count
+        parts.extend(mine)
+    counts = np.zeros(count * size * width, dtype=np.int64)
+    counts[_scatter_many(stack.scatter, count, size * width)] = np.concatenate(parts)
+    counts[_scatter_many(stack.unseen_at, count, size * width)] = unseen
+    counts = counts.reshape(count * size, width)
+    sel, take = _selection(rows_list, size)
+    if sel is None:
+        return windows, take(stack.ref), counts.astype(np.float64)
+    return windows, take(stack.ref), counts[sel].astype(np.float64)
 
 
 def _stacked(blocks: list[Matrix], width: int) -> Matrix:
@@ -559,15 +587,66 @@ _new_score = fast_constructor(FeatureScore)
 def evaluate_drift(
     profile: ReferenceProfile, sketch: WindowSketch, config: FeatureDriftConfig
 ) -> DriftResult:
+    return evaluate_drift_many(profile, [sketch], config)[0]
+
+
+def evaluate_drift_many(
+    profile: ReferenceProfile, sketches: Sequence[WindowSketch], config: FeatureDriftConfig
+) -> list[DriftResult]:
+    """``evaluate_drift`` of each window, the binned statistics of all of them in one pass: a sliding window
+    closes ~10 windows per batch of events, and one pass over their stacked rows costs little more than one
+    window's. Each result equals ``evaluate_drift`` of that window alone, bit for bit (every statistic is
+    computed row by row; tests/detectors/test_drift_fast.py)."""
+    stacks = _stacks(profile)
+    plans = [_plan(profile, stacks, sketch, config) for sketch in sketches]
+    numeric_list = [plan[1] for plan in plans]
+    categorical_list = [plan[2] for plan in plans]
+    n_numeric = sum(len(rows) for rows in numeric_list)
+    n_categorical = sum(len(rows) for rows in categorical_list)
+    pairs: list[tuple[Matrix, Matrix]] = []
+    if n_numeric:
+        arrays = _numeric_arrays(stacks.numeric, sketches, numeric_list)
+        pairs.append((arrays.ref_coarse, arrays.win_coarse))
+    if n_categorical:
+        windows, ref, cur = _categorical_arrays(stacks.categorical, sketches, categorical_list)
+        pairs.append((ref, cur))
+    effects = _effects_and_chi2(pairs) if pairs else []
+    out: list[DriftResult] = []
+    at_numeric = at_categorical = 0
+    for sketch, (base, numeric_rows, categorical_rows) in zip(sketches, plans, strict=True):
+        k = len(numeric_rows) + len(categorical_rows)
+        found: dict[str, _Tested] = {}
+        if numeric_rows:
+            a, b = at_numeric, at_numeric + len(numeric_rows)
+            at_numeric = b
+            mine = _NumericArrays(arrays.windows[a:b], arrays.d[a:b], arrays.wasserstein[a:b], arrays.n[a:b],
+                                  arrays.m[a:b], arrays.ref_coarse[a:b], arrays.win_coarse[a:b])
+            found = _numeric_scores(mine, tuple(e[a:b] for e in effects[0]), stacks.numeric, numeric_rows, k,
+                                    config)
+        if categorical_rows:
+            a, b = at_categorical, at_categorical + len(categorical_rows)
+            at_categorical = b
+            found |= _categorical_scores(windows[a:b], tuple(e[a:b] for e in effects[-1]), categorical_rows,
+                                         config.psi_floor_categorical)
+        out.append(_result(sketch, base, found, config))
+    return out
+
+
+# per feature: name, kind, reference count, window count, missing rate, reference missing rate
+_Base = tuple[str, str, int, int, float | None, float | None]
+
+
+def _plan(
+    profile: ReferenceProfile, stacks: _Stacks, sketch: WindowSketch, config: FeatureDriftConfig
+) -> tuple[list[_Base], dict[str, int], dict[str, int]]:
+    """Which features of a window are tested (enough values on both sides), with their rows in the stacks."""
     if sketch.profile.fingerprint != profile.fingerprint:
         raise ProfileMismatchError("the sketch was built for another reference profile")
-    stacks = _stacks(profile)
     window_ok = sketch.n_rows >= config.min_window_rows and profile.n_rows >= config.min_reference_rows
     min_ref, min_win = config.min_reference_rows, config.min_window_rows
     n_rows = sketch.n_rows
     windows_by_name = sketch.features
-    # per feature: name, kind, reference count, window count, missing rate, reference missing rate
-    base: list[tuple[str, str, int, int, float | None, float | None]] = []
+    base: list[_Base] = []
     numeric_rows: dict[str, int] = {}
     categorical_rows: dict[str, int] = {}
     for name, kind, n_ref, window_type, row, ref_missing in stacks.layout:
@@ -578,22 +657,13 @@ def evaluate_drift(
         base.append((name, kind, n_ref, n_win, win.missing / n_rows if n_rows else None, ref_missing))
         if window_ok and n_ref >= min_ref and n_win >= min_win:
             (numeric_rows if kind == NUMERIC else categorical_rows)[name] = row
+    return base, numeric_rows, categorical_rows
 
-    k = len(numeric_rows) + len(categorical_rows)
-    found: dict[str, _Tested] = {}
-    pairs: list[tuple[Matrix, Matrix]] = []
-    if numeric_rows:
-        arrays = _numeric_arrays(stacks.numeric, sketch, numeric_rows)
-        pairs.append((arrays.ref_coarse, arrays.win_coarse))
-    if categorical_rows:
-        windows, ref, cur = _categorical_arrays(stacks.categorical, sketch, categorical_rows)
-        pairs.append((ref, cur))
-    if pairs:
-        effects = _effects_and_chi2(pairs)
-        if numeric_rows:
-            found = _numeric_scores(arrays, effects[0], stacks.numeric, numeric_rows, k, config)
-        if categorical_rows:
-            found |= _categorical_scores(windows, effects[-1], categorical_rows, config.psi_floor_categorical)
+
+def _result(
+    sketch: WindowSketch, base: list[_Base], found: dict[str, _Tested], config: FeatureDriftConfig
+) -> DriftResult:
+    """The window's verdict from its tested features: the correction over them, then one score per feature."""
     tested = [b[0] for b in base if b[0] in found]  # profile order, as the family
     adjusted = dict(
         zip(tested, adjust([found[n][2] for n in tested], config.correction).tolist(), strict=True)

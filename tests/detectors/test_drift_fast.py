@@ -22,6 +22,7 @@ from detectors.drift import (
     build_profile,
     chi2_two_sample,
     evaluate_drift,
+    evaluate_drift_many,
     hellinger,
     jensenshannon,
     ks_binned,
@@ -235,6 +236,53 @@ def test_vectorised_scores_equal_the_per_feature_functions(seed: int) -> None:
         profile, sketch = random_case(rng)
         for config in CONFIGS:
             assert_equal_to_scalar(profile, sketch, config)
+
+
+def more_windows(rng: np.random.Generator, profile: ReferenceProfile, count: int) -> list[WindowSketch]:
+    """Windows of the same profile: empty, too small for some features, quiet, shifted, with new categories."""
+    out = []
+    for _ in range(count):
+        n = int(rng.choice([0, 5, 60, 120, 800]))
+        cols: dict[str, np.ndarray] = {}
+        for name, fp in profile.features.items():
+            if rng.random() < 0.15:
+                continue  # absent: all missing
+            if isinstance(fp, NumericProfile):
+                shift = float(rng.choice([0.0, 0.3, 2.0]))
+                cols[name] = _numeric_column(rng, int(rng.integers(0, 6)), n, shift, 1.0)
+            else:
+                cols[name] = _categorical_column(rng, n, rng.dirichlet(np.ones(len(CAT_LABELS))), 0.02)
+        out.append(WindowSketch.empty(profile).update(cols) if n else WindowSketch.empty(profile))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_many_windows_at_once_equal_each_window_alone_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(5000 + seed)
+    profile, first = random_case(rng)
+    sketches = [first, *more_windows(rng, profile, int(rng.integers(1, 12)))]
+    for config in CONFIGS:
+        many = evaluate_drift_many(profile, sketches, config)
+        alone = [evaluate_drift(profile, sk, config) for sk in sketches]
+        assert [r.to_dict() for r in many] == [r.to_dict() for r in alone]
+    assert evaluate_drift_many(profile, [], FeatureDriftConfig()) == []
+
+
+def test_many_windows_with_every_feature_tested_equal_each_window_alone() -> None:
+    """The common case (every feature of every window tested) takes the path without a row selection."""
+    rng = np.random.default_rng(7)
+    ref = {f"x{i}": rng.normal(size=3000) for i in range(6)} | {"c": _categorical_column(rng, 3000, np.full(7, 1 / 7), 0.0)}
+    profile = build_profile(ref, {n: "categorical" if n == "c" else "numeric" for n in ref})
+    sketches = [
+        WindowSketch.empty(profile).update(
+            {f"x{i}": rng.normal(0.4 * (j == i), size=500) for i in range(6)}
+            | {"c": _categorical_column(rng, 500, np.full(7, 1 / 7), 0.01 * j)}
+        )
+        for j in range(10)
+    ]
+    many = evaluate_drift_many(profile, sketches, FeatureDriftConfig())
+    assert [r.to_dict() for r in many] == [evaluate_drift(profile, sk, FeatureDriftConfig()).to_dict() for sk in sketches]
+    assert {f for r in many for f in r.drifted_features} >= {"x1", "x2", "x3", "x4", "x5"}
 
 
 def test_wide_categorical_features_are_computed_apart_and_still_equal() -> None:
