@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from detectors.base import DriftResult
-from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, evaluate_drift
+from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, evaluate_drift, evaluate_drift_many
 from streams.window_state import SlidingAggregate
 
 Columns = Mapping[str, npt.NDArray[Any]]
@@ -171,8 +171,9 @@ class SlidingPanes:
         return self.agg.panes
 
     def feed(self, columns: Columns, rows: int) -> list[DriftResult]:
-        """The batch is cut at the pane boundaries and sketched in one pass (``WindowSketch.of_segments``)."""
-        results = []
+        """The batch is cut at the pane boundaries and sketched in one pass (``WindowSketch.of_segments``); the
+        windows it closes are evaluated together (``evaluate_drift_many``), as the worker does."""
+        closed = []
         bounds = [0]
         while bounds[-1] < rows:
             room = self.step - (self.current.n_rows if len(bounds) == 1 else 0)
@@ -183,8 +184,8 @@ class SlidingPanes:
                 merged = self.agg.push(self.current)
                 self.current = WindowSketch.empty(self.profile)
                 if merged is not None:
-                    results.append(evaluate_drift(self.profile, merged, self.config))
-        return results
+                    closed.append(merged)
+        return evaluate_drift_many(self.profile, closed, self.config)
 
 
 def batches(columns: Columns, rows: int, size: int) -> Iterable[tuple[dict[str, npt.NDArray[Any]], int]]:

@@ -414,7 +414,8 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             f"{args.reference_rows:,} rows, 23 features). Tumbling: update the window's sketch with each batch, "
             "evaluate every `window` rows. Sliding: fill the current pane (window / 10 rows), and at every step "
             "merge the last 10 panes as the worker does (`streams.window_state.SlidingAggregate`: about three "
-            "`WindowSketch.merge` calls per step) and evaluate (`SlidingPanes` in `bench/_common.py`; a batch is "
+            "`WindowSketch.merge` calls per step) and evaluate the windows a batch closed together "
+            "(`evaluate_drift_many`; `SlidingPanes` in `bench/_common.py`; a batch is "
             f"sketched once, cut at the pane boundaries, by `WindowSketch.of_segments`). Events/s are medians of {args.sliding_reps} interleaved runs of each, per CPU second of the process."
         ),
         "",

@@ -196,6 +196,7 @@ class ModelStream:
         self._time: dict[int, WindowAcc] = {}
         self._sliding: SlidingAggregate[WindowAcc] = SlidingAggregate(max(1, config.sliding_panes))
         self._pane: WindowAcc | None = None
+        self._fair_config: FairnessConfig | None = None
 
     # -- persistence ----------------------------------------------------------------------------------
 
@@ -468,10 +469,14 @@ class ModelStream:
                                              self.config.drift)
         judged: list[_Judged] = []
         rows: list[dict[str, Any]] = []
+        volume = self._volume_monitor()
         for c, sketch, result, pred_result in zip(closing, sketches, drift, pred_drift, strict=True):
             w = c.w
             q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
-            v = self._observe_volume(c.volume)  # in window order: the volume history is state
+            v = None
+            if c.volume is not None:  # in window order: each verdict is on the volumes before it
+                n, duration = c.volume
+                v = volume.observe(n, duration if duration is not None else 0.0)
             fair = self._fairness(w)
             # the results themselves go into the row: the JSON column writes them as their to_dict() (storage.db)
             stats: dict[str, Any] = {"drift": result, "type_errors": w.type_errors, "n": w.n}
@@ -491,6 +496,7 @@ class ModelStream:
                          "start_at": c.start_at, "end_at": c.end_at, "n_events": w.n,
                          "reference_id": self.s["reference_id"], "stats": stats})
             judged.append(_Judged(c, result, pred_result, q, quality, v, fair, fair_summary))
+        self.s["volume"] = volume.state()
         window_ids = repo.add_windows(session, rows)
         res.windows += len(window_ids)
         for j, window_id in zip(judged, window_ids, strict=True):
@@ -560,23 +566,20 @@ class ModelStream:
         for rule in self.config.rules:
             self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res)
 
-    def _observe_volume(self, volume: tuple[int, float | None] | None) -> VolumeResult | None:
-        """The event volume (of the window, or of the pane just finished) against the recent ones."""
-        if volume is None:
-            return None
+    def _volume_monitor(self) -> VolumeMonitor:
+        """The event-volume detector, from the state: it judges each window's (or pane's) volume against the
+        recent ones; ``_close_all`` writes it back once for all the windows of a batch."""
         state = self.s.get("volume") or {}
-        monitor = VolumeMonitor(self.config.volume, history=state.get("history", ()),
-                                n_observed=state.get("n_observed", 0), n_flagged=state.get("n_flagged", 0))
-        n, duration = volume
-        v = monitor.observe(n, duration if duration is not None else 0.0)
-        self.s["volume"] = monitor.state()
-        return v
+        return VolumeMonitor(self.config.volume, history=state.get("history", ()),
+                             n_observed=state.get("n_observed", 0), n_flagged=state.get("n_flagged", 0))
 
     def _fairness(self, w: WindowAcc) -> FairnessResult | None:
-        attrs = self.s.get("sensitive") or []
+        attrs = tuple(self.s.get("sensitive") or ())
         if not attrs or w.fair is None:
             return None
-        return evaluate_fairness(w.fair, FairnessConfig(attributes=tuple(attrs)))
+        if self._fair_config is None or self._fair_config.attributes != attrs:  # validated once, not per window
+            self._fair_config = FairnessConfig(attributes=attrs)
+        return evaluate_fairness(w.fair, self._fair_config)
 
     def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
                     index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],
@@ -629,11 +632,9 @@ class ModelStream:
 def _fairness_summary(result: FairnessResult) -> dict[str, Any]:
     """What a window row keeps of fairness: the verdict, the alerts and the gaps rules can test, as
     "<attribute>.<gap>_difference" and the worst over attributes, "<gap>_difference"."""
-    summary = result.to_dict()
     metrics: dict[str, float | None] = {}
-    for attr, af in summary.get("attributes", {}).items():
-        for gap, d in (af.get("difference") or {}).items():
-            value = d.get("value") if isinstance(d, dict) else None
+    for attr, differences in result.differences().items():
+        for gap, value in differences.items():
             metrics[f"{attr}.{gap}_difference"] = value
             if value is not None:
                 metrics[f"{gap}_difference"] = max(value, metrics.get(f"{gap}_difference") or 0.0)

@@ -425,6 +425,15 @@ class FairnessResult:
     n_window: int
     config: Mapping[str, Any]
 
+    def differences(self) -> dict[str, dict[str, float | None]]:
+        """Per attribute, each metric's difference between its groups: ``to_dict()``'s
+        ``attributes.<attribute>.difference.<metric>.value``, without building the rest of it (the stream keeps
+        these in every window row)."""
+        return {
+            name: {metric: _plain(d.difference) for metric, d in a.metrics.items()}
+            for name, a in self.attributes.items()
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "detector": self.detector,

@@ -99,6 +99,17 @@ def test_counts_survive_json_round_trip_with_identical_results(rng: np.random.Ge
     assert restored.update(**more).to_dict() == counts.update(**more).to_dict()
 
 
+def test_differences_are_those_of_the_full_dict(rng: np.random.Generator) -> None:
+    batch = _batch(rng, 3000)
+    batch["y_pred"][batch["groups"]["sex"] == "f"] = 0  # a gap, so some differences are large
+    result = evaluate_fairness(CONFIG.empty_counts().update(**batch), CONFIG)
+    full = result.to_dict()["attributes"]
+    expected = {attr: {m: d["value"] for m, d in af["difference"].items()} for attr, af in full.items()}
+    assert result.differences() == expected
+    assert any(v is not None and v > 0.3 for d in expected.values() for v in d.values())
+    assert any(v is None for d in expected.values() for v in d.values())  # metrics without labels
+
+
 def test_config_survives_json_round_trip() -> None:
     data = _json(CONFIG.to_dict())
     assert FairnessConfig(**data) == CONFIG
