@@ -31,7 +31,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from detectors.base import DriftResult
-from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, evaluate_drift, evaluate_drift_many
+from detectors.drift import (
+    FeatureDriftConfig,
+    ReferenceProfile,
+    WindowSketch,
+    evaluate_drift,
+    evaluate_drift_many,
+)
 from streams.window_state import SlidingAggregate
 
 Columns = Mapping[str, npt.NDArray[Any]]
