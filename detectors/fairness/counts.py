@@ -24,14 +24,16 @@ by a backslash, so distinct pairs never share a label. An attribute absent from 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from detectors.base import ConfigError, InputError
+
+_C = TypeVar("_C")
 
 MISSING = "__missing__"
 INTERSECTION_SEPARATOR = "&"
@@ -114,13 +116,17 @@ class GroupCounts:
 
     def add(self, other: GroupCounts) -> GroupCounts:
         if other.groups == self.groups:
-            return GroupCounts(self.groups, self.counts + other.counts)
+            return _group_counts(self.groups, _frozen(self.counts + other.counts))
+        if not self.groups:  # counts are immutable: the other side is the sum
+            return other
+        if not other.groups:
+            return self
         groups = tuple(sorted(set(self.groups) | set(other.groups)))
         index = {g: i for i, g in enumerate(groups)}
         table = np.zeros((len(groups), len(COLUMNS)), dtype=np.int64)
         table[[index[g] for g in self.groups]] += self.counts
         table[[index[g] for g in other.groups]] += other.counts
-        return GroupCounts(groups, table)
+        return _group_counts(groups, _frozen(table))
 
     def to_dict(self) -> dict[str, Any]:
         return {"groups": list(self.groups), "counts": self.counts.tolist()}
@@ -227,7 +233,7 @@ class FairnessCounts:
                 raise InputError(f"attribute {name!r} has {codes.size} rows, y_pred {rows}")
             coded[name] = (labels, codes)
         tables = {
-            name: GroupCounts(labels, _tabulate(codes, len(labels), cells))
+            name: _group_counts(labels, _frozen(_tabulate(codes, len(labels), cells)))
             for name, (labels, codes) in coded.items()
         }
         for a, b in self.intersections:
@@ -237,16 +243,16 @@ class FairnessCounts:
                 intersection_label(labels_a[c // len(labels_b)], labels_b[c % len(labels_b)])
                 for c in pair_codes.tolist()
             )
-            tables[intersection_name(a, b)] = GroupCounts(
-                labels, _tabulate(codes.ravel(), len(labels), cells)
+            tables[intersection_name(a, b)] = _group_counts(
+                labels, _frozen(_tabulate(codes.ravel(), len(labels), cells))
             )
-        return FairnessCounts(self.attributes, self.intersections, rows, tables)
+        return _fairness_counts(self.attributes, self.intersections, rows, tables)
 
     def merge(self, other: FairnessCounts) -> FairnessCounts:
         if other.attributes != self.attributes or other.intersections != self.intersections:
             raise ConfigError("cannot merge counts of different attributes or intersections")
         tables = {name: self.tables[name].add(other.tables[name]) for name in self.names}
-        return FairnessCounts(self.attributes, self.intersections, self.n_rows + other.n_rows, tables)
+        return _fairness_counts(self.attributes, self.intersections, self.n_rows + other.n_rows, tables)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -268,3 +274,23 @@ class FairnessCounts:
             n_rows=int(data["n_rows"]),
             tables={name: GroupCounts.from_dict(t) for name, t in data["tables"].items()},
         )
+
+
+def _trusted(cls: type[_C]) -> Callable[..., _C]:
+    """A builder of ``cls`` for values this module computed itself, so already what ``__post_init__`` checks and
+    normalises (tuples, read-only int64 tables of the right shape, distinct groups, non-negative counts): a
+    sliding window merges and updates counts at every step, and the checks were half of that work. Takes the
+    fields positionally, in declaration order; the object is the one ``__init__`` builds from them."""
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    new = object.__new__
+
+    def build(*values: Any) -> _C:
+        obj = new(cls)
+        obj.__dict__.update(zip(names, values, strict=True))
+        return obj
+
+    return build
+
+
+_group_counts = _trusted(GroupCounts)
+_fairness_counts = _trusted(FairnessCounts)

@@ -99,6 +99,26 @@ def test_counts_survive_json_round_trip_with_identical_results(rng: np.random.Ge
     assert restored.update(**more).to_dict() == counts.update(**more).to_dict()
 
 
+def test_counts_built_inside_are_what_the_checked_constructor_builds(rng: np.random.Generator) -> None:
+    """Updates and merges skip the constructor's checks (their inputs are computed, not given): the objects
+    must still be exactly what the checked constructor makes of the same values, and stay immutable."""
+    from detectors.fairness.counts import GroupCounts
+
+    empty = CONFIG.empty_counts()
+    a = empty.update(**_part(_batch(rng, 400), np.arange(400)))
+    b = empty.update(**_part(_batch(rng, 7), np.arange(7)))  # misses some groups
+    for counts in (a, b, a.merge(b), b.merge(a), empty.merge(a), a.merge(empty), empty.merge(empty)):
+        checked = FairnessCounts(counts.attributes, counts.intersections, counts.n_rows, counts.tables)
+        assert list(checked.__dict__) == list(counts.__dict__)
+        assert checked.tables.keys() == counts.tables.keys()
+        for name, table in counts.tables.items():
+            again = GroupCounts(table.groups, table.counts)
+            assert type(table.groups) is tuple and table.groups == again.groups
+            assert table.counts.dtype == np.int64 and np.array_equal(table.counts, again.counts)
+            assert table.counts.shape == again.counts.shape and not table.counts.flags.writeable
+    assert a.merge(b).n_rows == 407 and empty.merge(a).to_dict() == a.to_dict() == a.merge(empty).to_dict()
+
+
 def test_differences_are_those_of_the_full_dict(rng: np.random.Generator) -> None:
     batch = _batch(rng, 3000)
     batch["y_pred"][batch["groups"]["sex"] == "f"] = 0  # a gap, so some differences are large
