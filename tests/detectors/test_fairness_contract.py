@@ -111,7 +111,7 @@ def test_counts_built_inside_are_what_the_checked_constructor_builds(rng: np.ran
         checked = FairnessCounts(counts.attributes, counts.intersections, counts.n_rows, counts.tables)
         assert list(checked.__dict__) == list(counts.__dict__)
         assert checked.tables.keys() == counts.tables.keys()
-        for name, table in counts.tables.items():
+        for table in counts.tables.values():
             again = GroupCounts(table.groups, table.counts)
             assert type(table.groups) is tuple and table.groups == again.groups
             assert table.counts.dtype == np.int64 and np.array_equal(table.counts, again.counts)
