@@ -41,16 +41,14 @@ def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> 
 
 
 def insert_all_or_none(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert rows in one statement (per 500), skipping those whose unique key exists; returns how many were
-    inserted (RETURNING, as ``insert_ignore``), so a caller that expected all of them can roll back."""
+    """Insert rows in one statement, skipping those whose unique key exists; returns how many were inserted
+    (RETURNING, as ``insert_ignore``), so a caller that expected all of them can roll back."""
     dialect = session.get_bind().dialect.name
     mod = postgresql if dialect == "postgresql" else sqlite
-    rows = list(rows)
-    inserted = 0
-    for i in range(0, len(rows), 500):  # multi-row VALUES: well under SQLite's limit of bound parameters
-        stmt = mod.insert(table).values(rows[i : i + 500]).on_conflict_do_nothing()
-        inserted += len(session.execute(stmt.returning(*table.primary_key.columns)).all())
-    return inserted
+    # one cached statement run with many parameter sets: SQLAlchemy sends them as multi-row VALUES batches
+    # ("insertmanyvalues") and collects RETURNING over all of them
+    stmt = mod.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return len(session.execute(stmt, list(rows)).all())
 
 
 def insert_many_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
