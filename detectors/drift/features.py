@@ -17,7 +17,9 @@ normalised Wasserstein distance and the optional chi-square test are a handful o
 features; the categorical features likewise. Every number equals what the per-feature functions
 (``ks_binned``, ``psi``, ``jensenshannon``, ``hellinger``, ``chi2_two_sample``, ``wasserstein_norm``) give
 on that feature's bins, up to the order of floating-point additions (tested to 1e-12 in
-``tests/detectors/test_drift_fast.py``).
+``tests/detectors/test_drift_fast.py``). ``evaluate_drift_many`` stacks the windows that close in one batch
+(a sliding window closes ~10) the same way, one block of rows per window, so the numpy calls run once for
+all of them; each window's result is bit for bit what ``evaluate_drift`` gives it alone.
 
 Which KS p-values are exact
 ---------------------------
