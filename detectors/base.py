@@ -60,7 +60,7 @@ def finite_number(name: str, value: object) -> float:
     return float(value)
 
 
-def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
+def fast_constructor(cls: type[_T], *, values_checked: bool = False) -> Callable[..., _T]:
     """A constructor for a frozen dataclass that fills the instance's ``__dict__`` in one go.
 
     A frozen dataclass's generated ``__init__`` stores each field through ``object.__setattr__``; where one
@@ -68,12 +68,14 @@ def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
     measurable share of the work, and filling ``__dict__`` at once is 2-4x faster. The object is the one
     ``__init__`` would build (same class, same ``__dict__`` in field order), as unpickling builds it. Takes
     the fields positionally, in declaration order. Refuses classes whose ``__init__`` does more (a
-    ``__post_init__``, slots, fields left out of ``__init__``), so a class that changes stops the import.
+    ``__post_init__``, slots, fields left out of ``__init__``), so a class that changes stops the import;
+    ``values_checked=True`` accepts a ``__post_init__`` that only checks and normalises, for callers whose
+    values are already what it would make of them (counts a module computed itself, not counts given to it).
     """
     all_fields = fields(cls)  # type: ignore[arg-type]
     if (
         not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
-        or hasattr(cls, "__post_init__")
+        or (hasattr(cls, "__post_init__") and not values_checked)
         or "__slots__" in cls.__dict__
         or not all(f.init for f in all_fields)
     ):

@@ -27,15 +27,19 @@ class StaleStateError(Exception):
     """Another worker changed a model's state since we read it: roll back, reload, re-apply."""
 
 
-def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
-    """Insert a row unless its unique key exists; True when inserted. Same on SQLite and PostgreSQL."""
+def _insert(session: Session, table: Table) -> Any:
+    """The dialect's INSERT for ``table``, which has ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two dialects are supported
-        raise NotImplementedError(dialect)
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(dialect)  # pragma: no cover - only the two dialects are supported
+
+
+def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
+    """Insert a row unless its unique key exists; True when inserted. Same on SQLite and PostgreSQL."""
+    stmt = _insert(session, table).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: with implicit RETURNING of the key, psycopg reports rowcount -1
     return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
@@ -43,19 +47,15 @@ def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> 
 def insert_all_or_none(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert rows in one statement, skipping those whose unique key exists; returns how many were inserted
     (RETURNING, as ``insert_ignore``), so a caller that expected all of them can roll back."""
-    dialect = session.get_bind().dialect.name
-    mod = postgresql if dialect == "postgresql" else sqlite
     # one cached statement run with many parameter sets: SQLAlchemy sends them as multi-row VALUES batches
     # ("insertmanyvalues") and collects RETURNING over all of them
-    stmt = mod.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    stmt = _insert(session, table).on_conflict_do_nothing().returning(*table.primary_key.columns)
     return len(session.execute(stmt, list(rows)).all())
 
 
 def insert_many_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bulk insert-or-ignore (one executemany): rows whose unique key exists are skipped."""
-    dialect = session.get_bind().dialect.name
-    mod = postgresql if dialect == "postgresql" else sqlite
-    session.execute(mod.insert(table).on_conflict_do_nothing(), list(rows))
+    session.execute(_insert(session, table).on_conflict_do_nothing(), list(rows))
 
 
 # --- consumer offsets -------------------------------------------------------------------------------
@@ -190,18 +190,14 @@ def get_reference(session: Session, reference_id: int) -> Reference | None:
     return session.get(Reference, reference_id)
 
 
-_INSERT_WINDOW = Window.__table__.insert().returning(Window.__table__.c.id)
-
-
 def add_window(session: Session, **values: Any) -> int:
-    """One window row; its id. A Core insert: a sliding window writes one per step, and the ORM's unit of
-    work cost ~4x more per row (bench/drift.py, stream layer)."""
-    values.setdefault("created_at", utcnow())
-    return int(session.execute(_INSERT_WINDOW, values).scalar_one())
+    """One window row; its id."""
+    return add_windows(session, [values])[0]
 
 
 def add_windows(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """The rows of the windows a batch closed, in one statement; their ids, in the order given."""
+    """The rows of the windows a batch closed, in one Core statement (the ORM's unit of work cost ~4x more
+    per row; a sliding window writes one per step); their ids, in the order given."""
     if not rows:
         return []
     now = utcnow()

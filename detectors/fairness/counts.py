@@ -24,16 +24,14 @@ by a backslash, so distinct pairs never share a label. An attribute absent from 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors.base import ConfigError, InputError
-
-_C = TypeVar("_C")
+from detectors.base import ConfigError, InputError, fast_constructor
 
 MISSING = "__missing__"
 INTERSECTION_SEPARATOR = "&"
@@ -276,21 +274,9 @@ class FairnessCounts:
         )
 
 
-def _trusted(cls: type[_C]) -> Callable[..., _C]:
-    """A builder of ``cls`` for values this module computed itself, so already what ``__post_init__`` checks and
-    normalises (tuples, read-only int64 tables of the right shape, distinct groups, non-negative counts): a
-    sliding window merges and updates counts at every step, and the checks were half of that work. Takes the
-    fields positionally, in declaration order; the object is the one ``__init__`` builds from them."""
-    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    new = object.__new__
 
-    def build(*values: Any) -> _C:
-        obj = new(cls)
-        obj.__dict__.update(zip(names, values, strict=True))
-        return obj
-
-    return build
-
-
-_group_counts = _trusted(GroupCounts)
-_fairness_counts = _trusted(FairnessCounts)
+# counts this module computed itself (updates, merges) are already what ``__post_init__`` checks and normalises
+# (tuples, read-only int64 tables of the right shape, distinct groups, non-negative counts): a sliding window
+# merges and updates counts at every step, and the checks were half of that work
+_group_counts = fast_constructor(GroupCounts, values_checked=True)
+_fairness_counts = fast_constructor(FairnessCounts, values_checked=True)

@@ -401,6 +401,10 @@ def test_fast_constructor_refuses_classes_whose_init_does_more() -> None:
     assert fast_constructor(Plain)(1.5, 2) == Plain(1.5, 2)
     with pytest.raises(ValueError):  # every field, no more and no less
         fast_constructor(Plain)(1.5)
+    # a caller whose values are already checked may skip a __post_init__, but not make a mutable class frozen
+    assert fast_constructor(WithPostInit, values_checked=True)(2.5) == WithPostInit(2.5)
+    with pytest.raises(TypeError):
+        fast_constructor(NotFrozen, values_checked=True)
 
 
 if __name__ == "__main__":
