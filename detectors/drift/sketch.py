@@ -15,6 +15,7 @@ from a new one, so there any value outside the listed categories counts in the `
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -223,14 +224,184 @@ def _check_bounds(bounds: Sequence[int], rows: int) -> npt.NDArray[np.intp]:
     return b
 
 
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Where each feature of a profile sits in a packed sketch's integer vector: the numeric features'
+    fine bins one after the other (profile order), then their missing, count, below and above counts (one
+    row of ``n_numeric`` each), then the categorical features' buckets, then their missing and untracked
+    unseen counts."""
+
+    numeric: tuple[str, ...]
+    bin_spans: tuple[tuple[int, int], ...]
+    categorical: tuple[str, ...]
+    bucket_spans: tuple[tuple[int, int], ...]  # from the start of the buckets
+    # where each part starts in the vector, and its length
+    at_counts: int
+    at_buckets: int
+    at_cat: int
+    size: int
+    # per feature in profile order: name, numeric or not, its index among its kind
+    order: tuple[tuple[str, bool, int], ...]
+
+
+def _spans(sizes: Sequence[int]) -> tuple[tuple[tuple[int, int], ...], int]:
+    spans, at = [], 0
+    for size in sizes:
+        spans.append((at, at + size))
+        at += size
+    return tuple(spans), at
+
+
+# profiles are immutable: their layout is built once and lives as long as the profile does
+_LAYOUTS: weakref.WeakKeyDictionary[ReferenceProfile, _Layout] = weakref.WeakKeyDictionary()
+
+
+def _layout(profile: ReferenceProfile) -> _Layout:
+    layout = _LAYOUTS.get(profile)
+    if layout is None:
+        numeric = {n: fp for n, fp in profile.features.items() if isinstance(fp, NumericProfile)}
+        categorical = {n: fp for n, fp in profile.features.items() if isinstance(fp, CategoricalProfile)}
+        bin_spans, n_bins = _spans([fp.n_bins for fp in numeric.values()])
+        bucket_spans, n_buckets = _spans([fp.n_buckets for fp in categorical.values()])
+        index = {n: i for i, n in enumerate(numeric)} | {n: i for i, n in enumerate(categorical)}
+        at_buckets = n_bins + 4 * len(numeric)
+        layout = _Layout(
+            numeric=tuple(numeric), bin_spans=bin_spans, categorical=tuple(categorical), bucket_spans=bucket_spans,
+            at_counts=n_bins, at_buckets=at_buckets, at_cat=at_buckets + n_buckets,
+            size=at_buckets + n_buckets + 2 * len(categorical),
+            order=tuple((n, n in numeric, index[n]) for n in profile.features),
+        )  # fmt: skip
+        _LAYOUTS[profile] = layout
+    return layout
+
+
+@dataclass(frozen=True, eq=False)
+class _Packed:
+    """A sketch's windows as two read-only arrays, so that a merge is two numpy operations.
+
+    A sliding window merges ~3 sketches per step; feature by feature, that built ~25 window objects per
+    merge. Packed, the per-feature windows are built once, when a reader asks for ``WindowSketch.features``.
+    """
+
+    ints: npt.NDArray[np.int64]  # every count, laid out as `_Layout` says
+    # (4, numeric features): total, total_sq, -minimum, maximum (the minimum negated, so that one
+    # np.maximum merges both extremes)
+    floats: npt.NDArray[np.float64]
+    unseen: tuple[Mapping[str, int], ...]  # per categorical feature; never changed in place
+
+
+_new_packed = fast_constructor(_Packed)
+
+
+def _merge_packed(layout: _Layout, a: _Packed, b: _Packed) -> _Packed:
+    """``NumericWindow.add`` / ``CategoricalWindow.add`` of every feature: the same float64 adds, and each
+    extreme kept from ``a`` unless ``b``'s is strictly beyond it."""
+    fa, fb = a.floats, b.floats
+    floats = fa + fb
+    extremes = np.maximum(fa[2:], fb[2:], out=floats[2:])
+    if not extremes.all():
+        # a zero extreme: -0.0 and 0.0 tie, and which one np.maximum returns then is the CPU's choice
+        extremes[:] = np.where(fb[2:] > fa[2:], fb[2:], fa[2:])
+    ints = a.ints + b.ints
+    unseen = a.unseen
+    if any(b.unseen):  # rare: new categories to name
+        merged = list(a.unseen)
+        untracked = layout.at_cat + len(layout.categorical)
+        for i, theirs in enumerate(b.unseen):
+            if theirs:
+                merged[i], over = _add_unseen(a.unseen[i], 0, theirs.items())
+                ints[untracked + i] += over
+        unseen = tuple(merged)
+    return _new_packed(_frozen(ints), _frozen(floats), unseen)
+
+
+def _pack(layout: _Layout, features: Mapping[str, FeatureWindow]) -> _Packed:
+    nums: list[NumericWindow] = []
+    for name, (lo, hi) in zip(layout.numeric, layout.bin_spans, strict=True):
+        w = features[name]
+        if type(w) is not NumericWindow or w.counts.shape != (hi - lo,):
+            raise ProfileMismatchError(f"feature {name!r} does not match its profile (kind or bins)")
+        nums.append(w)
+    cats: list[CategoricalWindow] = []
+    for name, (lo, hi) in zip(layout.categorical, layout.bucket_spans, strict=True):
+        c = features[name]
+        if type(c) is not CategoricalWindow or c.counts.shape != (hi - lo,):
+            raise ProfileMismatchError(f"feature {name!r} does not match its profile (kind or buckets)")
+        cats.append(c)
+    counts = (
+        [w.missing for w in nums]
+        + [w.count for w in nums]
+        + [w.below for w in nums]
+        + [w.above for w in nums]
+    )
+    cat_counts = [c.missing for c in cats] + [c.unseen_untracked for c in cats]
+    parts = [w.counts for w in nums] + [np.array(counts, dtype=np.int64)] + [c.counts for c in cats]
+    ints = np.concatenate([*parts, np.array(cat_counts, dtype=np.int64)]).astype(np.int64, copy=False)
+    floats = np.array(
+        [[w.total for w in nums], [w.total_sq for w in nums], [-w.minimum for w in nums], [w.maximum for w in nums]],
+        dtype=np.float64,
+    ).reshape(4, len(nums))  # fmt: skip
+    return _new_packed(_frozen(ints), _frozen(floats), tuple(c.unseen for c in cats))
+
+
+def _unpack(layout: _Layout, p: _Packed) -> dict[str, FeatureWindow]:
+    ints = p.ints
+    n_num, n_cat = len(layout.numeric), len(layout.categorical)
+    missing, count, below, above = ints[layout.at_counts : layout.at_buckets].reshape(4, n_num).tolist()
+    total, total_sq, neg_minimum, maximum = p.floats.tolist()
+    cat_missing, untracked = ints[layout.at_cat :].reshape(2, n_cat).tolist()
+    buckets, unseen = ints[layout.at_buckets : layout.at_cat], p.unseen
+    nspans, cspans = layout.bin_spans, layout.bucket_spans
+    out: dict[str, FeatureWindow] = {}
+    for name, numeric, i in layout.order:
+        if numeric:
+            lo, hi = nspans[i]
+            out[name] = _new_numeric_window(
+                ints[lo:hi], missing[i], count[i], total[i], total_sq[i], -neg_minimum[i], maximum[i], below[i],
+                above[i],
+            )  # fmt: skip
+        else:
+            lo, hi = cspans[i]
+            out[name] = _new_categorical_window(buckets[lo:hi], unseen[i], untracked[i], cat_missing[i])
+    return out
+
+
+def _packed_dicts(layout: _Layout, p: _Packed) -> dict[str, dict[str, Any]]:
+    """Each feature's ``to_dict()``, straight from the packed arrays (a sliding window stores every pane)."""
+    ints = p.ints.tolist()
+    n_num, n_cat = len(layout.numeric), len(layout.categorical)
+    at, at_b, at_c = layout.at_counts, layout.at_buckets, layout.at_cat
+    total, total_sq, neg_minimum, maximum = p.floats.tolist()
+    out: dict[str, dict[str, Any]] = {}
+    for name, numeric, i in layout.order:
+        if numeric:
+            lo, hi = layout.bin_spans[i]
+            count = ints[at + n_num + i]
+            out[name] = {
+                "counts": ints[lo:hi], "missing": ints[at + i], "count": count, "sum": total[i],
+                "sum_sq": total_sq[i], "min": -neg_minimum[i] if count else None,
+                "max": maximum[i] if count else None, "below": ints[at + 2 * n_num + i],
+                "above": ints[at + 3 * n_num + i],
+            }  # fmt: skip
+        else:
+            lo, hi = layout.bucket_spans[i]
+            out[name] = {
+                "counts": ints[at_b + lo : at_b + hi], "unseen": dict(sorted(p.unseen[i].items())),
+                "unseen_untracked": ints[at_c + n_cat + i], "missing": ints[at_c + i],
+            }  # fmt: skip
+    return out
+
+
 def _numeric_segments(
     features: list[tuple[str, NumericProfile, npt.ArrayLike]],
     lo: int,
     hi: int,
     b: npt.NDArray[np.intp],
     seg: npt.NDArray[np.intp],
-) -> dict[str, list[FeatureWindow]]:
-    """``NumericWindow.of`` of every segment of rows ``lo:hi`` (``b``: bounds from 0, ``seg``: segment per row)."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """``NumericWindow.of`` of every segment of rows ``lo:hi`` (``b``: bounds from 0, ``seg``: segment per
+    row), as arrays: the fine-bin counts ``(segments, bins of these features)``, then per segment
+    ``(segments, 4, features)`` of missing, count, below, above and of total, total_sq, minimum, maximum."""
     n_feat, n_seg, rows = len(features), b.size - 1, hi - lo
     x = np.empty((n_feat, rows))
     for i, (name, _, column) in enumerate(features):
@@ -260,7 +431,6 @@ def _numeric_segments(
     idx += offsets[:-1, None] + (seg * total_bins)[None, :]
     bins = np.bincount(idx[finite], minlength=n_seg * total_bins).astype(np.int64, copy=False)
     bins = bins.reshape(n_seg, total_bins)
-    bins.flags.writeable = False  # the windows' counts are views of it
 
     # Sums as `NumericWindow.of` takes them, to the bit: there `values.sum()` is numpy's pairwise add
     # starting from 0.0. Lay the rows out with a 0.0 ahead of each segment and drop the non-finite values:
@@ -284,25 +454,15 @@ def _numeric_segments(
     # `NumericWindow.of` takes the sum of squares with BLAS `np.dot`, whose association depends on the
     # kernel, so take it the same way, run by run (slices of one array: no copies)
     ends = np.append(starts[1:], packed.size).tolist()
-    squares = [
-        float(np.dot(v, v)) for v in (packed[s + 1 : e] for s, e in zip(starts.tolist(), ends, strict=True))
-    ]
+    squares = np.array(
+        [float(np.dot(v, v)) for v in (packed[s + 1 : e] for s, e in zip(starts.tolist(), ends, strict=True))]
+    ).reshape(n_feat, n_seg)
 
     counts = (b[1:] - b[:-1])[None, :] - missing
-    out: dict[str, list[FeatureWindow]] = {}
-    cols = zip(
-        features, counts.tolist(), missing.tolist(), sums.tolist(), minima.tolist(), maxima.tolist(),
-        below.tolist(), above.tolist(), strict=True,
-    )  # fmt: skip
-    for i, ((name, fp, _), cnt, miss, tot, mn, mx, bl, ab) in enumerate(cols):
-        lo_bin, hi_bin = int(offsets[i]), int(offsets[i + 1])
-        out[name] = [
-            _new_numeric_window(
-                bins[s, lo_bin:hi_bin], miss[s], cnt[s], tot[s], squares[i * n_seg + s], mn[s], mx[s], bl[s], ab[s]
-            )
-            for s in range(n_seg)
-        ]
-    return out
+    ints = np.stack([missing, counts, below, above]).astype(np.int64, copy=False)  # (4, features, segments)
+    floats = np.stack([sums, squares, minima, maxima])
+    by_segment = (ints.transpose(2, 0, 1), floats.transpose(2, 0, 1))
+    return bins, np.ascontiguousarray(by_segment[0]), np.ascontiguousarray(by_segment[1])
 
 
 def _categorical_segments(
@@ -311,8 +471,10 @@ def _categorical_segments(
     hi: int,
     n_seg: int,
     seg: npt.NDArray[np.intp],
-) -> dict[str, list[FeatureWindow]]:
-    """``CategoricalWindow.of`` of every segment of rows ``lo:hi`` (``seg``: segment per row)."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[list[tuple[dict[str, int], int]]]]:
+    """``CategoricalWindow.of`` of every segment of rows ``lo:hi`` (``seg``: segment per row), as arrays:
+    the bucket counts ``(segments, buckets of these features)``, the missing counts ``(segments, features)``
+    and per feature and segment its tracked unseen categories and the untracked count."""
     rows = hi - lo
     # per feature, one slot per reference bucket, then one per unseen name, then one for missing
     codes = np.empty((len(features), rows), dtype=np.intp)
@@ -337,37 +499,75 @@ def _categorical_segments(
     codes += (seg * offset)[None, :]
     table = np.bincount(codes.ravel(), minlength=n_seg * offset).astype(np.int64, copy=False)
     table = table.reshape(n_seg, offset)
-    table.flags.writeable = False  # the windows' counts are views of it
 
-    out: dict[str, list[FeatureWindow]] = {}
-    for (name, _, _), (start, n_buckets, unseen_names) in zip(features, layout, strict=True):
-        n_unseen = len(unseen_names)
-        rest = table[:, start + n_buckets : start + n_buckets + n_unseen + 1].tolist()
-        windows: list[FeatureWindow] = []
+    bucket_cols = np.concatenate([np.arange(start, start + n, dtype=np.intp) for start, n, _ in layout])
+    missing_cols = np.array([start + n + len(names) for start, n, names in layout], dtype=np.intp)
+    unseen_of: list[list[tuple[dict[str, int], int]]] = []
+    for start, n_buckets, unseen_names in layout:
+        if not unseen_names:
+            unseen_of.append([({}, 0)] * n_seg)
+            continue
+        rest = table[:, start + n_buckets : start + n_buckets + len(unseen_names)].tolist()
+        mine = []
         for s in range(n_seg):
-            *unseen_counts, missing = rest[s]
-            new = [(n, c) for n, c in zip(unseen_names, unseen_counts, strict=True) if c]
+            new = [(n, c) for n, c in zip(unseen_names, rest[s], strict=True) if c]
             # most frequent new names first, as `CategoricalWindow.of` tracks them
             new.sort(key=lambda kv: (-kv[1], kv[0]))
-            tracked, untracked = _add_unseen({}, 0, new)
-            windows.append(
-                CategoricalWindow(
-                    counts=table[s, start : start + n_buckets],
-                    unseen=tracked,
-                    unseen_untracked=untracked,
-                    missing=missing,
-                )
-            )
-        out[name] = windows
-    return out
+            mine.append(_add_unseen({}, 0, new))
+        unseen_of.append(mine)
+    return table[:, bucket_cols], table[:, missing_cols], unseen_of
 
 
-@dataclass(frozen=True, eq=False)
 class WindowSketch:
+    """One window's sketch over ``profile``: ``features`` maps each profile feature to its window.
+
+    Sketches that come from ``of_segments``, ``merge`` or ``update`` are kept packed (a few arrays, see
+    ``_Packed``) and build their per-feature windows on the first read of ``features``; so a sliding
+    window's merges cost a few array operations whatever the number of features. Immutable: treat
+    ``features`` and its windows as read-only.
+    """
+
+    __slots__ = ("_features", "_packed", "n_rows", "profile", "unknown_features")
+
     profile: ReferenceProfile
     n_rows: int
-    features: Mapping[str, FeatureWindow]
-    unknown_features: frozenset[str] = frozenset()
+    unknown_features: frozenset[str]
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        n_rows: int,
+        features: Mapping[str, FeatureWindow] | None = None,
+        unknown_features: frozenset[str] = frozenset(),
+        *,
+        packed: _Packed | None = None,
+    ) -> None:
+        if features is None and packed is None:
+            raise ValueError("a sketch needs its features or its packed form")
+        self.profile = profile
+        self.n_rows = n_rows
+        self.unknown_features = unknown_features
+        self._features = features
+        self._packed = packed
+
+    @property
+    def features(self) -> Mapping[str, FeatureWindow]:
+        if self._features is None:
+            assert self._packed is not None
+            self._features = _unpack(_layout(self.profile), self._packed)
+        return self._features
+
+    def _packed_form(self) -> _Packed:
+        if self._packed is None:
+            assert self._features is not None
+            self._packed = _pack(_layout(self.profile), self._features)
+        return self._packed
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowSketch(profile={self.profile.fingerprint}, n_rows={self.n_rows}, "
+            f"features={list(self.profile.features)}, unknown_features={sorted(self.unknown_features)})"
+        )
 
     @classmethod
     def empty(cls, profile: ReferenceProfile) -> WindowSketch:
@@ -413,7 +613,7 @@ class WindowSketch:
         is the segment's length, ``unknown_features`` the batch's). It is what a sliding window needs to
         cut a batch into panes, at about the cost of one ``update`` of the whole batch instead of one per
         pane: bin indexes, missing masks and category codes are computed once per batch, and the counts of
-        all features and segments come from one ``np.bincount`` per kind.
+        all features and segments come from one ``np.bincount`` per kind. The sketches come packed.
 
         ``bounds`` must be non-decreasing integers within ``[0, rows]``; rows before ``bounds[0]`` or
         from ``bounds[-1]`` on are ignored, and one bound gives no segment. An empty segment (two equal
@@ -432,57 +632,88 @@ class WindowSketch:
         b = b - lo
         lengths = np.diff(b)
         seg = np.repeat(np.arange(n_seg, dtype=np.intp), lengths)
-        windows: dict[str, list[FeatureWindow]] = {}
+        layout = _layout(profile)
+        n_num, n_cat = len(layout.numeric), len(layout.categorical)
+        # absent columns count as missing: empty windows with every row missing
+        ints = np.zeros((n_seg, layout.size), dtype=np.int64)
+        ints[:, layout.at_counts : layout.at_counts + n_num] = lengths[:, None]
+        ints[:, layout.at_cat : layout.at_cat + n_cat] = lengths[:, None]
+        floats = np.zeros((n_seg, 4, n_num))
+        floats[:, 2:, :] = -np.inf
+        unseen: list[list[Mapping[str, int]]] = [[{}] * n_cat for _ in range(n_seg)]
+
         numeric: list[tuple[str, NumericProfile, npt.ArrayLike]] = []
         categorical: list[tuple[str, CategoricalProfile, npt.ArrayLike]] = []
-        for name, fp in profile.features.items():
-            column = columns.get(name)
+        num_at, cat_at = [], []
+        for name, is_numeric, i in layout.order:
+            column, fp = columns.get(name), profile.features[name]
             if column is None:
-                empty = (
-                    NumericWindow.empty(fp) if isinstance(fp, NumericProfile) else CategoricalWindow.empty(fp)
-                )
-                windows[name] = [replace(empty, missing=n) for n in lengths.tolist()]
-            elif isinstance(fp, NumericProfile):
+                continue
+            if is_numeric and isinstance(fp, NumericProfile):
                 numeric.append((name, fp, column))
-            else:
+                num_at.append(i)
+            elif isinstance(fp, CategoricalProfile):
                 categorical.append((name, fp, column))
+                cat_at.append(i)
         if numeric:
-            windows.update(_numeric_segments(numeric, lo, hi, b, seg))
+            bins, counts, sums = _numeric_segments(numeric, lo, hi, b, seg)
+            cols = [np.arange(*layout.bin_spans[i], dtype=np.intp) for i in num_at]
+            ints[:, np.concatenate(cols)] = bins
+            at = np.array(num_at, dtype=np.intp)
+            ints[:, (layout.at_counts + at[None, :] + n_num * np.arange(4)[:, None]).ravel()] = (
+                counts.reshape(n_seg, -1)
+            )
+            sums[:, 2] *= -1.0
+            floats[:, :, at] = sums
         if categorical:
-            windows.update(_categorical_segments(categorical, lo, hi, n_seg, seg))
+            buckets, missing, unseen_of = _categorical_segments(categorical, lo, hi, n_seg, seg)
+            cols = [layout.at_buckets + np.arange(*layout.bucket_spans[i], dtype=np.intp) for i in cat_at]
+            ints[:, np.concatenate(cols)] = buckets
+            at = np.array(cat_at, dtype=np.intp)
+            ints[:, layout.at_cat + at] = missing
+            untracked_at = layout.at_cat + n_cat
+            for j, i in enumerate(cat_at):
+                for s, (tracked, untracked) in enumerate(unseen_of[j]):
+                    if tracked or untracked:
+                        unseen[s][i] = tracked
+                        ints[s, untracked_at + i] = untracked
+        ints.flags.writeable = False  # each sketch's arrays are views of these
+        floats.flags.writeable = False
         unknown = frozenset(columns) - frozenset(profile.features)
         return [
             cls(
                 profile=profile,
                 n_rows=n,
-                features={name: windows[name][i] for name in profile.features},
                 unknown_features=unknown,
+                packed=_new_packed(ints[s], floats[s], tuple(unseen[s])),
             )
-            for i, n in enumerate(lengths.tolist())
+            for s, n in enumerate(lengths.tolist())
         ]
 
     def merge(self, other: WindowSketch) -> WindowSketch:
         if other.profile.fingerprint != self.profile.fingerprint:
             raise ProfileMismatchError("cannot merge sketches of different reference profiles")
-        features: dict[str, FeatureWindow] = {}
-        theirs_all = other.features
-        for name, mine in self.features.items():
-            theirs = theirs_all[name]
-            if type(mine) is not type(theirs):
-                raise ProfileMismatchError(f"feature {name!r} has different kinds in the two sketches")
-            features[name] = mine.add(theirs)  # type: ignore[arg-type]
+        layout = _layout(self.profile)
+        mine = self._packed_form()
+        theirs = other._packed if other._packed is not None else _pack(layout, other.features)
         return WindowSketch(
             profile=self.profile,
             n_rows=self.n_rows + other.n_rows,
-            features=features,
             unknown_features=self.unknown_features | other.unknown_features,
+            packed=_merge_packed(layout, mine, theirs),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        packed = self._packed
+        features = (
+            _packed_dicts(_layout(self.profile), packed)
+            if self._features is None and packed is not None
+            else {name: w.to_dict() for name, w in self.features.items()}
+        )
         return {
             "profile_fingerprint": self.profile.fingerprint,
             "n_rows": self.n_rows,
-            "features": {name: w.to_dict() for name, w in self.features.items()},
+            "features": features,
             "unknown_features": sorted(self.unknown_features),
         }
 
