@@ -30,6 +30,7 @@ unusual windows, so one spike does not make the next normal window look like a d
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -164,7 +165,9 @@ def _verdict(recent: Sequence[Window], n_events: int, duration_s: float, config:
         )  # fmt: skip
     duration = float(duration_s)
     rate = n / duration
-    baseline = float(np.median([r for r, _ in recent])) if recent else None
+    # statistics.median: the same floats as np.median (the middle value, or (a + b) / 2 of the middle two), in
+    # ~1 us instead of ~35 us; a sliding window observes every pane
+    baseline = float(statistics.median([r for r, _ in recent])) if recent else None
     expected = None if baseline is None else baseline * duration
     if baseline is None or len(recent) < config.min_history or baseline <= 0.0:
         return VolumeResult(

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from detectors.base import ConfigError, InputError
@@ -221,3 +223,21 @@ def test_unknown_state_versions_and_bad_rates_are_refused() -> None:
         VolumeMonitor.from_dict(data | {"history": [1.0]})
     with pytest.raises(ConfigError):
         VolumeMonitor.from_dict(data | {"config": data["config"] | {"factor": 0.5}})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rates=st.lists(
+        # rates a stream can have: n / duration, 0 or at least ~1e-6 events per second
+        st.floats(min_value=1e-6, max_value=1e9) | st.sampled_from([0.0, 1.0, 2.0]),
+        min_size=1,
+        max_size=40,
+    ),
+    durations=st.floats(min_value=1e-3, max_value=1e6),
+)
+def test_the_baseline_is_numpys_median_to_the_bit(rates: list[float], durations: float) -> None:
+    """The baseline is taken with statistics.median (cheaper per window): the same float np.median gives."""
+    config = VolumeConfig(history=len(rates), min_history=1)
+    result = volume_verdict([(r, durations) for r in rates], 10, 60.0, config)
+    assert result.baseline is not None
+    assert result.baseline.hex() == float(np.median(rates)).hex()
