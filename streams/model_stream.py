@@ -499,10 +499,16 @@ class ModelStream:
         self.s["volume"] = volume.state()
         window_ids = repo.add_windows(session, rows)
         res.windows += len(window_ids)
+        # the rules' states as objects for the batch's windows, written back once
+        policies: dict[str, PolicyState] = {}
         for j, window_id in zip(judged, window_ids, strict=True):
-            self._report(session, j, window_id, res)
+            self._report(session, j, window_id, res, policies)
+        states = self.s.setdefault("rules", {})
+        for rule_id, policy in policies.items():
+            states[rule_id] = policy.to_dict()
 
-    def _report(self, session: Session, j: _Judged, window_id: int, res: BatchResult) -> None:
+    def _report(self, session: Session, j: _Judged, window_id: int, res: BatchResult,
+                policies: dict[str, PolicyState]) -> None:
         """A judged window's findings (which name its row), then the rules' triggers."""
         kind, w, start_at, end_at = j.closing.kind, j.closing.w, j.closing.start_at, j.closing.end_at
         result, pred_result, q, quality, v, fair = j.drift, j.pred_drift, j.quality, j.quality_row, j.volume, j.fair
@@ -564,7 +570,7 @@ class ModelStream:
             observations.append(Observation(FAIRNESS_DETECTOR, j.fair_summary["status"], j.fair_summary["metrics"]))
         at = end_at or datetime.now(timezone.utc)
         for rule in self.config.rules:
-            self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res)
+            self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res, policies)
 
     def _volume_monitor(self) -> VolumeMonitor:
         """The event-volume detector, from the state: it judges each window's (or pane's) volume against the
@@ -583,11 +589,12 @@ class ModelStream:
 
     def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
                     index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],
-                    res: BatchResult) -> None:
-        states = self.s.setdefault("rules", {})
-        holds = rule.holds(observations)
-        decision = decide(rule.trigger_policy(), PolicyState.from_dict(states.get(rule.id)), holds, at)
-        states[rule.id] = decision.state.to_dict()
+                    res: BatchResult, policies: dict[str, PolicyState]) -> None:
+        state = policies.get(rule.id)
+        if state is None:
+            state = PolicyState.from_dict(self.s.get("rules", {}).get(rule.id))
+        decision = decide(rule.trigger_policy(), state, rule.holds(observations), at)
+        policies[rule.id] = decision.state
         if not decision.fire:
             return
         action = rule.rule.action
