@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,7 +99,6 @@ from detectors.base import (
     ConfigError,
     DriftResult,
     FeatureScore,
-    ProfileMismatchError,
     Status,
     fast_constructor,
     finite_number,
@@ -109,7 +108,7 @@ from detectors.drift.correction import CORRECTIONS, adjust
 from detectors.drift.ks import ASYMPTOTIC_MIN_N, effective_n, ks_pvalue, ks_pvalue_asymptotic
 from detectors.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from detectors.drift.psi import EPSILON
-from detectors.drift.sketch import CategoricalWindow, NumericWindow, WindowSketch
+from detectors.drift.sketch import StackedSketches, WindowSketch
 from detectors.drift.wasserstein import NORM_FLOOR, bin_positions
 
 DETECTOR_NAME = "drift.features"
@@ -281,9 +280,9 @@ class _CategoricalStack:
 class _Stacks:
     numeric: _NumericStack
     categorical: _CategoricalStack
-    # per feature, in profile order: name, kind, reference count, its window class, its row in its kind's
-    # stack, reference missing rate
-    layout: tuple[tuple[str, str, int, type, int, float | None], ...]
+    # per feature, in profile order: name, kind, reference count, its row in its kind's stack (and column in
+    # StackedSketches), reference missing rate
+    layout: tuple[tuple[str, str, int, int, float | None], ...]
 
 
 # Profiles are immutable (frozen dataclasses over read-only arrays), so their stacks are built once and
@@ -298,8 +297,7 @@ def _stacks(profile: ReferenceProfile) -> _Stacks:
         categorical = {n: fp for n, fp in profile.features.items() if isinstance(fp, CategoricalProfile)}
         row = {name: i for i, name in enumerate(numeric)} | {name: i for i, name in enumerate(categorical)}
         layout = tuple(
-            (name, NUMERIC if name in numeric else CATEGORICAL, fp.n,
-             NumericWindow if name in numeric else CategoricalWindow, row[name], _rate(fp.missing, fp.n + fp.missing))
+            (name, NUMERIC if name in numeric else CATEGORICAL, fp.n, row[name], _rate(fp.missing, fp.n + fp.missing))
             for name, fp in profile.features.items()
         )  # fmt: skip
         stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), layout)
@@ -385,13 +383,16 @@ def _rate(part: int, whole: int) -> float | None:
 class _NumericArrays:
     """The fine-bin statistics of the tested numeric features, one entry per feature of ``rows``."""
 
-    windows: list[NumericWindow]
+    mean: list[float | None]  # the window's mean and sd per tested feature, as NumericWindow.mean / .std
+    std: list[float | None]
     d: Matrix
     wasserstein: Matrix
     n: npt.NDArray[np.int64]
     m: npt.NDArray[np.int64]
     ref_coarse: Matrix
     win_coarse: Matrix
+    ks_asymptotic: Matrix | None = None  # ks_pvalue_asymptotic(d, n, m), with the KS test
+    small: npt.NDArray[np.bool_] | None = None  # effective sample size below ASYMPTOTIC_MIN_N, likewise
 
 
 def _selection(rows_list: Sequence[dict[str, int]], size: int) -> tuple[npt.NDArray[np.intp] | None, Any]:
@@ -415,22 +416,12 @@ def _scatter_many(scatter: npt.NDArray[np.intp], count: int, block: int) -> npt.
 
 
 def _numeric_arrays(
-    stack: _NumericStack, sketches: Sequence[WindowSketch], rows_list: Sequence[dict[str, int]]
+    stack: _NumericStack, st: StackedSketches, rows_list: Sequence[dict[str, int]]
 ) -> _NumericArrays:
     """The tested numeric features of every window, their rows one after the other (window by window)."""
-    size, width, count = len(stack.names), stack.width, len(sketches)
-    parts: list[npt.NDArray[np.int64]] = []
-    windows: list[NumericWindow] = []
-    for sketch, rows in zip(sketches, rows_list, strict=True):
-        mine = list(stack.empty)
-        for name, i in rows.items():
-            win = sketch.features[name]
-            assert isinstance(win, NumericWindow)
-            mine[i] = win.counts
-            windows.append(win)
-        parts.extend(mine)
+    size, width, count = len(stack.names), stack.width, len(rows_list)
     counts = np.zeros(count * size * width, dtype=np.int64)
-    counts[_scatter_many(stack.scatter, count, size * width)] = np.concatenate(parts)
+    counts[_scatter_many(stack.scatter, count, size * width)] = st.bins.ravel()
     counts = counts.reshape(count * size, width)
     sel, take = _selection(rows_list, size)
     cum = np.cumsum(counts if sel is None else counts[sel], axis=1)
@@ -446,37 +437,46 @@ def _numeric_arrays(
     at_ends = cum.reshape(-1)[ends]
     win_coarse = at_ends.astype(np.float64)
     win_coarse[:, 1:] -= at_ends[:, :-1]
+    # NumericWindow.mean / .std, elementwise: the same float64 operations, so the same bits
+    n_values, total, total_sq = st.count.ravel(), st.total.ravel(), st.total_sq.ravel()
+    if sel is not None:
+        n_values, total, total_sq = n_values[sel], total[sel], total_sq[sel]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / n_values
+        var = total_sq / n_values - mean * mean
+        std = np.sqrt(np.where(var < 0.0, 0.0, var))
+    has = (n_values > 0).tolist()
     return _NumericArrays(
-        windows, absdiff.max(axis=1), wasserstein, take(stack.n), m, take(stack.ref_coarse), win_coarse
-    )
+        [x if h else None for x, h in zip(mean.tolist(), has, strict=True)],
+        [x if h else None for x, h in zip(std.tolist(), has, strict=True)],
+        absdiff.max(axis=1), wasserstein, take(stack.n), m, take(stack.ref_coarse), win_coarse,
+    )  # fmt: skip
+
+
+# a tested categorical feature's unseen categories: their count, the non-missing values, the tracked names
+_Unseen = tuple[int, int, Mapping[str, int]]
 
 
 def _categorical_arrays(
-    stack: _CategoricalStack, sketches: Sequence[WindowSketch], rows_list: Sequence[dict[str, int]]
-) -> tuple[list[CategoricalWindow], Matrix, Matrix]:
+    stack: _CategoricalStack, st: StackedSketches, rows_list: Sequence[dict[str, int]]
+) -> tuple[list[_Unseen], Matrix, Matrix]:
     """Reference and window counts per bucket; new categories share one extra bucket, empty in the reference.
     The tested features of every window, their rows one after the other."""
-    size, width, count = len(stack.names), stack.width, len(sketches)
-    parts: list[npt.NDArray[np.int64]] = []
-    unseen = np.zeros(count * size, dtype=np.int64)
-    windows: list[CategoricalWindow] = []
-    for j, (sketch, rows) in enumerate(zip(sketches, rows_list, strict=True)):
-        mine = list(stack.empty)
-        for name, i in rows.items():
-            win = sketch.features[name]
-            assert isinstance(win, CategoricalWindow)
-            windows.append(win)
-            mine[i] = win.counts
-            unseen[j * size + i] = win.unseen_count
-        parts.extend(mine)
+    size, width, count = len(stack.names), stack.width, len(rows_list)
     counts = np.zeros(count * size * width, dtype=np.int64)
-    counts[_scatter_many(stack.scatter, count, size * width)] = np.concatenate(parts)
-    counts[_scatter_many(stack.unseen_at, count, size * width)] = unseen
+    counts[_scatter_many(stack.scatter, count, size * width)] = st.buckets.ravel()
+    counts[_scatter_many(stack.unseen_at, count, size * width)] = st.unseen_count.ravel()
     counts = counts.reshape(count * size, width)
+    unseen_count, cat_count = st.unseen_count.tolist(), st.cat_count.tolist()
+    unseen = [
+        (unseen_count[j][i], cat_count[j][i], st.unseen[j][i])
+        for j, rows in enumerate(rows_list)
+        for i in rows.values()
+    ]
     sel, take = _selection(rows_list, size)
     if sel is None:
-        return windows, take(stack.ref), counts.astype(np.float64)
-    return windows, take(stack.ref), counts[sel].astype(np.float64)
+        return unseen, take(stack.ref), counts.astype(np.float64)
+    return unseen, take(stack.ref), counts[sel].astype(np.float64)
 
 
 def _stacked(blocks: list[Matrix], width: int) -> Matrix:
@@ -523,10 +523,12 @@ def _numeric_scores(
         methods = ["exact"] * len(rows)
         extras: list[dict[str, Any]] = [{"dof": v} for v in chi_dof.tolist()]
     else:
-        statistic, p_value = d, ks_pvalue_asymptotic(d, n, m)
+        # the asymptotic p-values and sample sizes of all windows come computed (elementwise: the same bits)
+        assert arrays.ks_asymptotic is not None and arrays.small is not None
+        statistic, p_value = d, arrays.ks_asymptotic.copy()
         # exact where the verdict can depend on it: candidates (effect at or above the floor), small
         # samples (the asymptotic value is not measured there) and, under BH, p-values near its thresholds
-        exact = (effect_values >= config.numeric_floor) | (effective_n(n, m) < ASYMPTOTIC_MIN_N)
+        exact = (effect_values >= config.numeric_floor) | arrays.small
         if config.correction == "bh":
             exact |= _bh_needs_exact(p_value, config.alpha, k)
         for i in np.flatnonzero(exact).tolist():
@@ -538,10 +540,10 @@ def _numeric_scores(
     by_psi = effect == "psi"
     out: dict[str, _Tested] = {}
     columns = zip(
-        rows, arrays.windows, statistic.tolist(), p_value.tolist(), methods, psi.tolist(), js.tolist(),
+        rows, arrays.mean, arrays.std, statistic.tolist(), p_value.tolist(), methods, psi.tolist(), js.tolist(),
         hel.tolist(), wasserstein.tolist(), extras, strict=True,
     )  # fmt: skip
-    for name, win, stat, p, method, psi_i, js_i, hel_i, wd_i, extra in columns:
+    for name, mean, std, stat, p, method, psi_i, js_i, hel_i, wd_i, extra in columns:
         fp = stack.profiles[rows[name]]
         extra["js"] = js_i
         extra["hellinger"] = hel_i
@@ -549,8 +551,8 @@ def _numeric_scores(
         extra["p_method"] = method
         extra["reference_mean"] = fp.mean
         extra["reference_std"] = fp.std
-        extra["window_mean"] = win.mean
-        extra["window_std"] = win.std
+        extra["window_mean"] = mean
+        extra["window_std"] = std
         if by_psi:
             out[name] = (config.numeric_test, stat, p, effect, psi_i, floor, extra)
         else:
@@ -560,23 +562,22 @@ def _numeric_scores(
 
 
 def _categorical_scores(
-    windows: list[CategoricalWindow], effects: tuple[Matrix, ...], rows: dict[str, int], floor: float
+    unseen: list[_Unseen], effects: tuple[Matrix, ...], rows: dict[str, int], floor: float
 ) -> dict[str, _Tested]:
     psi, js, hel, statistic, dof, p_value = effects
     out: dict[str, _Tested] = {}
     columns = zip(
-        rows, windows, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(),
+        rows, unseen, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(),
         hel.tolist(), strict=True,
     )  # fmt: skip
-    for name, win, stat, p, dof_i, psi_i, js_i, hel_i in columns:
-        unseen_count = win.unseen_count
+    for name, (unseen_count, count, names), stat, p, dof_i, psi_i, js_i, hel_i in columns:
         extra: dict[str, Any] = {
             "dof": dof_i,
             "js": js_i,
             "hellinger": hel_i,
             "unseen_count": unseen_count,
-            "unseen_share": _rate(unseen_count, win.count),
-            "unseen_categories": dict(sorted(win.unseen.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "unseen_share": _rate(unseen_count, count),
+            "unseen_categories": dict(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),
         }
         out[name] = ("chi2", stat, p, "psi", psi_i, floor, extra)
     return out
@@ -600,17 +601,21 @@ def evaluate_drift_many(
     window's. Each result equals ``evaluate_drift`` of that window alone, bit for bit (every statistic is
     computed row by row; tests/detectors/test_drift_fast.py)."""
     stacks = _stacks(profile)
-    plans = [_plan(profile, stacks, sketch, config) for sketch in sketches]
+    st = StackedSketches.of(profile, sketches)
+    plans = _plans(profile, stacks, st, sketches, config)
     numeric_list = [plan[1] for plan in plans]
     categorical_list = [plan[2] for plan in plans]
     n_numeric = sum(len(rows) for rows in numeric_list)
     n_categorical = sum(len(rows) for rows in categorical_list)
     pairs: list[tuple[Matrix, Matrix]] = []
     if n_numeric:
-        arrays = _numeric_arrays(stacks.numeric, sketches, numeric_list)
+        arrays = _numeric_arrays(stacks.numeric, st, numeric_list)
+        if config.numeric_test == "ks":  # for all windows at once
+            arrays.ks_asymptotic = ks_pvalue_asymptotic(arrays.d, arrays.n, arrays.m)
+            arrays.small = effective_n(arrays.n, arrays.m) < ASYMPTOTIC_MIN_N
         pairs.append((arrays.ref_coarse, arrays.win_coarse))
     if n_categorical:
-        windows, ref, cur = _categorical_arrays(stacks.categorical, sketches, categorical_list)
+        unseen, ref, cur = _categorical_arrays(stacks.categorical, st, categorical_list)
         pairs.append((ref, cur))
     effects = _effects_and_chi2(pairs) if pairs else []
     out: list[DriftResult] = []
@@ -621,15 +626,24 @@ def evaluate_drift_many(
         if numeric_rows:
             a, b = at_numeric, at_numeric + len(numeric_rows)
             at_numeric = b
-            mine = _NumericArrays(arrays.windows[a:b], arrays.d[a:b], arrays.wasserstein[a:b], arrays.n[a:b],
-                                  arrays.m[a:b], arrays.ref_coarse[a:b], arrays.win_coarse[a:b])
-            found = _numeric_scores(mine, tuple(e[a:b] for e in effects[0]), stacks.numeric, numeric_rows, k,
-                                    config)
+            mine = _NumericArrays(
+                arrays.mean[a:b], arrays.std[a:b], arrays.d[a:b], arrays.wasserstein[a:b], arrays.n[a:b],
+                arrays.m[a:b], arrays.ref_coarse[a:b], arrays.win_coarse[a:b],
+                None if arrays.ks_asymptotic is None else arrays.ks_asymptotic[a:b],
+                None if arrays.small is None else arrays.small[a:b],
+            )  # fmt: skip
+            found = _numeric_scores(
+                mine, tuple(e[a:b] for e in effects[0]), stacks.numeric, numeric_rows, k, config
+            )
         if categorical_rows:
             a, b = at_categorical, at_categorical + len(categorical_rows)
             at_categorical = b
-            found |= _categorical_scores(windows[a:b], tuple(e[a:b] for e in effects[-1]), categorical_rows,
-                                         config.psi_floor_categorical)
+            found |= _categorical_scores(
+                unseen[a:b],
+                tuple(e[a:b] for e in effects[-1]),
+                categorical_rows,
+                config.psi_floor_categorical,
+            )
         out.append(_result(sketch, base, found, config))
     return out
 
@@ -638,28 +652,37 @@ def evaluate_drift_many(
 _Base = tuple[str, str, int, int, float | None, float | None]
 
 
-def _plan(
-    profile: ReferenceProfile, stacks: _Stacks, sketch: WindowSketch, config: FeatureDriftConfig
-) -> tuple[list[_Base], dict[str, int], dict[str, int]]:
-    """Which features of a window are tested (enough values on both sides), with their rows in the stacks."""
-    if sketch.profile.fingerprint != profile.fingerprint:
-        raise ProfileMismatchError("the sketch was built for another reference profile")
-    window_ok = sketch.n_rows >= config.min_window_rows and profile.n_rows >= config.min_reference_rows
+def _plans(
+    profile: ReferenceProfile,
+    stacks: _Stacks,
+    st: StackedSketches,
+    sketches: Sequence[WindowSketch],
+    config: FeatureDriftConfig,
+) -> list[tuple[list[_Base], dict[str, int], dict[str, int]]]:
+    """Per window, which features are tested (enough values on both sides), with their rows in the stacks."""
     min_ref, min_win = config.min_reference_rows, config.min_window_rows
-    n_rows = sketch.n_rows
-    windows_by_name = sketch.features
-    base: list[_Base] = []
-    numeric_rows: dict[str, int] = {}
-    categorical_rows: dict[str, int] = {}
-    for name, kind, n_ref, window_type, row, ref_missing in stacks.layout:
-        win = windows_by_name[name]
-        if type(win) is not window_type:
-            raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
-        n_win = win.count
-        base.append((name, kind, n_ref, n_win, win.missing / n_rows if n_rows else None, ref_missing))
-        if window_ok and n_ref >= min_ref and n_win >= min_win:
-            (numeric_rows if kind == NUMERIC else categorical_rows)[name] = row
-    return base, numeric_rows, categorical_rows
+    profile_ok = profile.n_rows >= min_ref
+    num_count, num_missing = st.count.tolist(), st.missing.tolist()
+    cat_count, cat_missing = st.cat_count.tolist(), st.cat_missing.tolist()
+    out = []
+    for j, sketch in enumerate(sketches):
+        n_rows = sketch.n_rows
+        window_ok = n_rows >= min_win and profile_ok
+        counts = (num_count[j], cat_count[j])
+        missing = (num_missing[j], cat_missing[j])
+        base: list[_Base] = []
+        numeric_rows: dict[str, int] = {}
+        categorical_rows: dict[str, int] = {}
+        for name, kind, n_ref, row, ref_missing in stacks.layout:
+            of = 0 if kind == NUMERIC else 1
+            n_win = counts[of][row]
+            base.append(
+                (name, kind, n_ref, n_win, missing[of][row] / n_rows if n_rows else None, ref_missing)
+            )
+            if window_ok and n_ref >= min_ref and n_win >= min_win:
+                (categorical_rows if of else numeric_rows)[name] = row
+        out.append((base, numeric_rows, categorical_rows))
+    return out
 
 
 def _result(
@@ -686,8 +709,11 @@ def _result(
         test, statistic, p_value, effect, effect_value, floor, extra = t
         p_adjusted = adjusted[name]
         drifted = p_adjusted < alpha and effect_value >= floor
-        extra = {"reference_missing_rate": ref_missing, **extra,
-                 "wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor": floor}
+        extra = {
+            "reference_missing_rate": ref_missing,
+            **extra,
+            "wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor": floor,
+        }
         scores.append(_new_score(
             name, kind, Status.DRIFT if drifted else Status.OK, test, statistic, p_value, p_adjusted, effect,
             effect_value, drifted, n_ref, n_win, missing_rate, extra,

@@ -743,3 +743,56 @@ class WindowSketch:
             features=features,
             unknown_features=frozenset(data["unknown_features"]),
         )
+
+
+@dataclass(frozen=True, eq=False)
+class StackedSketches:
+    """The packed counts of many sketches of one profile, one row per sketch: what ``evaluate_drift_many``
+    (and any reader of many windows at once) takes its numbers from without building per-feature windows.
+    Per-feature columns follow the profile's features of each kind in profile order (``numeric`` /
+    ``categorical``)."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    bins: npt.NDArray[np.int64]  # (sketches, fine bins of all numeric features one after the other)
+    missing: npt.NDArray[np.int64]  # (sketches, numeric features)
+    count: npt.NDArray[np.int64]  # (sketches, numeric features): finite values
+    total: npt.NDArray[np.float64]  # (sketches, numeric features)
+    total_sq: npt.NDArray[np.float64]
+    buckets: npt.NDArray[np.int64]  # (sketches, reference buckets of all categorical features)
+    cat_missing: npt.NDArray[np.int64]  # (sketches, categorical features)
+    unseen_count: npt.NDArray[np.int64]  # (sketches, categorical features): tracked and untracked
+    cat_count: npt.NDArray[np.int64]  # (sketches, categorical features): non-missing, seen or not
+    unseen: list[
+        tuple[Mapping[str, int], ...]
+    ]  # per sketch, the tracked unseen names per categorical feature
+
+    @classmethod
+    def of(cls, profile: ReferenceProfile, sketches: Sequence[WindowSketch]) -> StackedSketches:
+        for sketch in sketches:
+            if sketch.profile.fingerprint != profile.fingerprint:
+                raise ProfileMismatchError("the sketch was built for another reference profile")
+        layout = _layout(profile)
+        n_num, n_cat = len(layout.numeric), len(layout.categorical)
+        packs = [s._packed_form() for s in sketches]
+        ints = np.stack([p.ints for p in packs]) if packs else np.zeros((0, layout.size), dtype=np.int64)
+        floats = np.stack([p.floats for p in packs]) if packs else np.zeros((0, 4, n_num))
+        at, at_c = layout.at_counts, layout.at_cat
+        buckets = ints[:, layout.at_buckets : at_c]
+        unseen = [p.unseen for p in packs]
+        unseen_count = ints[:, at_c + n_cat : at_c + 2 * n_cat].copy()  # the untracked ones, then the named
+        for j, names in enumerate(unseen):
+            for i, tracked in enumerate(names):
+                if tracked:
+                    unseen_count[j, i] += sum(tracked.values())
+        # per feature, its buckets' sum: differences of running sums (a feature may have no bucket at all)
+        running = np.zeros((len(packs), buckets.shape[1] + 1), dtype=np.int64)
+        np.cumsum(buckets, axis=1, out=running[:, 1:])
+        spans = np.array(layout.bucket_spans, dtype=np.intp).reshape(n_cat, 2)
+        seen = running[:, spans[:, 1]] - running[:, spans[:, 0]]
+        return cls(
+            numeric=layout.numeric, categorical=layout.categorical, bins=ints[:, : layout.at_counts],
+            missing=ints[:, at : at + n_num], count=ints[:, at + n_num : at + 2 * n_num],
+            total=floats[:, 0], total_sq=floats[:, 1], buckets=buckets, cat_missing=ints[:, at_c : at_c + n_cat],
+            unseen_count=unseen_count, cat_count=seen + unseen_count, unseen=unseen,
+        )  # fmt: skip

@@ -14,8 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.base import ProfileMismatchError
-from detectors.drift import ReferenceProfile, WindowSketch, build_profile
+from detectors.base import ProfileMismatchError, Status
+from detectors.drift import (
+    FeatureDriftConfig,
+    ReferenceProfile,
+    WindowSketch,
+    build_profile,
+    evaluate_drift_many,
+)
 from detectors.drift import sketch as sketch_module
 from detectors.drift.sketch import CategoricalWindow, FeatureWindow, NumericWindow
 
@@ -177,3 +183,34 @@ def test_a_merge_stays_packed_until_its_windows_are_read() -> None:
     assert stored == _unpacked(merged).to_dict()
     assert merged.features["c"].unseen == {"z": 20}
     assert a.features["x"].count + b.features["x"].count == merged.features["x"].count == 40
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), profile=profiles())
+def test_drift_reads_the_packed_counts_as_the_windows_hold_them(
+    data: st.DataObject, profile: ReferenceProfile
+) -> None:
+    """evaluate_drift takes counts, moments and unseen names from the packed arrays (StackedSketches):
+    each score reports what the window's own per-feature window says."""
+    columns = data.draw(batches(profile))
+    rows = len(next(iter(columns.values())))
+    cuts = sorted(data.draw(st.lists(st.integers(0, rows), max_size=3)))
+    parts = WindowSketch.of_segments(profile, columns, [0, *cuts, rows])
+    config = FeatureDriftConfig(min_window_rows=1, min_reference_rows=1)
+    results = evaluate_drift_many(profile, parts, config)
+    for part, result in zip(parts, results, strict=True):
+        windows = _unpacked(part).features
+        for score in result.scores:
+            win = windows[score.feature]
+            assert score.n_window == win.count
+            assert score.missing_rate == (win.missing / part.n_rows if part.n_rows else None)
+            if score.status == Status.INSUFFICIENT_DATA:
+                continue
+            if isinstance(win, NumericWindow):
+                for key, want in (("window_mean", win.mean), ("window_std", win.std)):
+                    got = score.extra[key]
+                    assert (got is None and want is None) or _bits(got) == _bits(want), key
+            else:
+                assert score.extra["unseen_count"] == win.unseen_count
+                assert score.extra["unseen_categories"] == dict(win.unseen)
+                assert score.extra["unseen_share"] == (win.unseen_count / win.count if win.count else None)
