@@ -35,7 +35,7 @@ from detectors.quality import (
     VolumeConfig,
     VolumeMonitor,
     VolumeResult,
-    evaluate_quality,
+    evaluate_quality_many,
 )
 from retrain.policies import BoundRule, Budget, ModelRule, Observation, check_budget
 from retrain.policy import PolicyState, decide, trigger_id
@@ -467,12 +467,12 @@ class ModelStream:
         if pred is not None:
             pred_drift = evaluate_drift_many(pred, [c.w.pred or WindowSketch.empty(pred) for c in closing],
                                              self.config.drift)
+        qualities = evaluate_quality_many(prof, sketches, [c.w.type_errors for c in closing], self.config.quality)
         judged: list[_Judged] = []
         rows: list[dict[str, Any]] = []
         volume = self._volume_monitor()
-        for c, sketch, result, pred_result in zip(closing, sketches, drift, pred_drift, strict=True):
+        for c, result, pred_result, q in zip(closing, drift, pred_drift, qualities, strict=True):
             w = c.w
-            q = evaluate_quality(prof, sketch, w.type_errors, self.config.quality)
             v = None
             if c.volume is not None:  # in window order: each verdict is on the volumes before it
                 n, duration = c.volume

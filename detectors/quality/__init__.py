@@ -1,8 +1,9 @@
 """Data quality and volume: missing values, out-of-range values, type and schema violations, volume changes.
 
-``checks`` evaluates one closed window against its reference profile (``evaluate_quality``); ``volume``
-watches the event rate of closed windows (``VolumeMonitor``); ``stats`` holds the one-sided tests. Pure
-functions and values: no I/O, no clock. Defaults and their reasons are in ``docs/quality.md``.
+``checks`` evaluates closed windows against their reference profile (``evaluate_quality`` for one,
+``evaluate_quality_many`` for the several a batch of events closes); ``volume`` watches the event rate of
+closed windows (``VolumeMonitor``); ``stats`` holds the one-sided tests. Pure functions and values: no I/O,
+no clock. Defaults and their reasons are in ``docs/quality.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from detectors.quality.checks import (
     QualityResult,
     QualityStatus,
     evaluate_quality,
+    evaluate_quality_many,
 )
 from detectors.quality.stats import (
     betabinom_sf,
@@ -68,6 +70,7 @@ __all__ = [
     "betabinom_sf",
     "conditional_poisson_pvalue",
     "evaluate_quality",
+    "evaluate_quality_many",
     "fisher_greater",
     "outside_expected",
     "outside_range_pvalue",

@@ -25,16 +25,25 @@ under no change, the counts behind them and, where a test applies, its p-value b
 The p-values of ``missing_rate`` and ``out_of_range`` / ``out_of_domain`` form one family per window,
 corrected together (Bonferroni by default) with the helper drift uses. The reasons for each default are in
 ``docs/quality.md``.
+
+``evaluate_quality_many`` judges the windows one batch of events closes (a sliding window closes ~10) in one
+pass, each result equal to ``evaluate_quality`` of its window alone; ``evaluate_quality`` is that pass over
+one window. A result's ``features`` are built when first read: the worker reads them only when a window
+alerts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate, chain
 from math import isfinite
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.base import (
     CATEGORICAL,
@@ -301,6 +310,7 @@ def _config_dict(config: Mapping[str, Any]) -> Any:
 # a window of 23 features builds 69 checks: built field by field (~2.5x faster than the frozen __init__)
 _new_check = fast_constructor(Check)
 _new_feature_quality = fast_constructor(FeatureQuality)
+_new_result = fast_constructor(QualityResult)
 
 
 def _validated_type_errors(
@@ -329,13 +339,20 @@ def _validated_type_errors(
     return out
 
 
-# A check whose test is still to run is built at once (status insufficient_data, no p-values), not yet seen
-# by anyone: once all of a window's tests of one kind have run in one call and the family is corrected,
-# its status and p-values are filled in (same keys, so the __dict__ keeps its field order). Built once.
 _INSUFFICIENT = QualityStatus.INSUFFICIENT_DATA
 _ALERT = QualityStatus.ALERT
 _OK = QualityStatus.OK
+# statuses as codes in arrays: 0 ok, 1 alert (a True in an alert mask), 2 insufficient data
+_STATUSES = (_OK, _ALERT, _INSUFFICIENT)
+_CODE_INSUFFICIENT = 2
 _TRUNCATED = "truncated profile: categories beyond max_categories pool into __other__"
+_NEW_COLUMN_EXTRA = "not in the profile"
+
+# a window's status codes (feature, check), p-values and adjusted p-values (feature, test), as lists
+_State = tuple[list[list[int]], list[list[float]], list[list[float]]]
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _top_unseen(unseen: Mapping[str, int]) -> dict[str, int]:
@@ -344,36 +361,308 @@ def _top_unseen(unseen: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(unseen.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_REPORTED_CATEGORIES])
 
 
-def evaluate_quality(
-    profile: ReferenceProfile,
-    sketch: WindowSketch,
-    type_errors: Mapping[str, int] | None = None,
-    config: QualityConfig | None = None,
-) -> QualityResult:
-    """Every check of one closed window; ``type_errors`` maps a feature to its wrong-typed values (absent: 0)."""
-    config = config if config is not None else QualityConfig()
-    if sketch.profile.fingerprint != profile.fingerprint:
-        raise ProfileMismatchError("the sketch was built for another reference profile")
-    errors = _validated_type_errors(profile, sketch, type_errors, config) if type_errors else {}
-    rows = sketch.n_rows
-    window_ok = rows >= config.min_window_rows
-    min_reference = config.min_reference_rows
-    counted = config.type_errors_counted_as_missing
-    missing_floor, range_floor, range_test = config.missing_floor, config.range_floor, config.range_test
-    type_error_floor = config.type_error_floor
-    new_check = _new_check
+def _getter(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """``operator.itemgetter(*keys)`` that always returns a tuple (itemgetter of one key returns the item)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    if keys:
+        get = itemgetter(keys[0])
+        return lambda obj: (get(obj),)
+    return lambda obj: ()
 
-    checks: list[tuple[str, FeatureKind, Check, Check, Check]] = []
-    # the tests to run, one list per kind, and the family in the order it is corrected: (check, passes its
-    # floor, 0 for Fisher's test or 1 for the range test, index in that test's list)
-    fisher_args: list[tuple[int, int, int, int]] = []
-    range_args: list[tuple[int, int, int, int]] = []
-    family: list[tuple[Check, bool, int, int]] = []
-    windows = sketch.features
-    for name, fp in profile.features.items():
-        win = windows[name]
-        te = errors.get(name, 0)
-        excluded = te if counted else 0
+
+_missing_of = attrgetter("missing")
+_count_of = attrgetter("count")
+_below_of = attrgetter("below")
+_above_of = attrgetter("above")
+_unseen_of = attrgetter("unseen_count")
+_counts_of = attrgetter("counts")
+
+
+def _ints(values: Iterable[Any], size: int) -> IntArray:
+    return np.fromiter(values, dtype=np.int64, count=size)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """What the checks need of a profile, per feature in profile order: built once per profile."""
+
+    names: tuple[str, ...]
+    index: dict[str, int]
+    profiles: tuple[Any, ...]  # FeatureProfile
+    window_types: list[type | None]  # the window class each profile asks for (None: neither kind)
+    windows_of: Callable[[Any], tuple[Any, ...]]  # sketch.features -> windows in profile order
+    numeric_of: Callable[[Any], tuple[Any, ...]]  # windows in profile order -> the numeric ones
+    categorical_of: Callable[[Any], tuple[Any, ...]]
+    n_numeric: int
+    n_categorical: int
+    # range_counts' columns (outside, then values; each numeric then categorical) into profile order;
+    # None when the profile lists its numeric features first
+    order: npt.NDArray[np.intp] | None
+    ref_missing: IntArray
+    ref_rows: IntArray
+    expected_missing: FloatArray  # NaN without reference rows (never tested then)
+    n: IntArray
+    k: IntArray  # the range test's k: 2 for a numeric range, Good-Turing's singletons + 1 for categories
+    ks: tuple[int, ...]  # the same, as ints
+    range_known: BoolArray  # a numeric feature with a min and max; a categorical one not truncated
+    singletons: tuple[int, ...]
+
+    @classmethod
+    def build(cls, profile: ReferenceProfile) -> _Plan:
+        names = tuple(profile.features)
+        profiles = tuple(profile.features.values())
+        types: list[type | None] = []
+        ref_missing, ref_rows, n, ks, known, singletons = [], [], [], [], [], []
+        for fp in profiles:
+            k, ones, ok = 0, 0, False
+            if isinstance(fp, NumericProfile):
+                types.append(NumericWindow)
+                k, ok = 2, fp.minimum is not None and fp.maximum is not None
+            elif isinstance(fp, CategoricalProfile):
+                types.append(CategoricalWindow)
+                ones = int(np.count_nonzero(fp.ref_counts == 1))
+                # below n keeps the beta-binomial proper (b = n + 1 - k >= 1)
+                k, ok = min(ones + 1, max(fp.n, 1)), not fp.truncated
+            else:
+                types.append(None)
+            ref_missing.append(fp.missing)
+            ref_rows.append(fp.n + fp.missing)
+            n.append(fp.n)
+            ks.append(k)
+            known.append(ok)
+            singletons.append(ones)
+        numeric = [i for i, t in enumerate(types) if t is NumericWindow]
+        categorical = [i for i, t in enumerate(types) if t is CategoricalWindow]
+        order = np.argsort(np.array(numeric + categorical, dtype=np.intp))
+        in_order = np.array_equal(order, np.arange(order.size))
+        rows = np.array(ref_rows, dtype=np.int64)
+        missing = np.array(ref_missing, dtype=np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = missing / rows
+        return cls(
+            names=names,
+            index={name: i for i, name in enumerate(names)},
+            profiles=profiles,
+            window_types=types,
+            windows_of=_getter(names),
+            numeric_of=_getter(numeric),
+            categorical_of=_getter(categorical),
+            n_numeric=len(numeric),
+            n_categorical=len(categorical),
+            order=None if in_order else np.concatenate([order, order + order.size]),
+            ref_missing=missing,
+            ref_rows=rows,
+            expected_missing=np.where(rows > 0, expected, np.nan),
+            n=np.array(n, dtype=np.int64),
+            k=np.array(ks, dtype=np.int64),
+            ks=tuple(ks),
+            range_known=np.array(known, dtype=bool),
+            singletons=tuple(singletons),
+        )
+
+    def windows(self, features: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A sketch's windows in profile order; ``ProfileMismatchError`` (or ``KeyError``) as the per-feature
+        loop raised them, at the first feature in profile order whose window is missing or of another kind."""
+        try:
+            wins = self.windows_of(features)
+            if list(map(type, wins)) == self.window_types:
+                return wins
+        except KeyError:
+            pass
+        for name, fp in zip(self.names, self.profiles, strict=True):
+            win = features[name]
+            if not (
+                (isinstance(fp, NumericProfile) and isinstance(win, NumericWindow))
+                or (isinstance(fp, CategoricalProfile) and isinstance(win, CategoricalWindow))
+            ):
+                raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
+        return tuple(features[name] for name in self.names)  # subclasses of the window classes
+
+    def range_counts(self, windows: list[tuple[Any, ...]]) -> tuple[IntArray, IntArray]:
+        """Per window and feature: the values outside the reference (out of range / out of domain) and the
+        non-missing values they are counted among, read from every window in a few calls."""
+        n_windows = len(windows)
+        outside: list[IntArray] = []
+        values: list[IntArray] = []
+        if self.n_numeric:
+            wins = list(chain.from_iterable(map(self.numeric_of, windows)))
+            size, shape = len(wins), (n_windows, self.n_numeric)
+            values.append(_ints(map(_count_of, wins), size).reshape(shape))
+            below, above = _ints(map(_below_of, wins), size), _ints(map(_above_of, wins), size)
+            outside.append((below + above).reshape(shape))
+        if self.n_categorical:
+            wins = list(chain.from_iterable(map(self.categorical_of, windows)))
+            unseen = _ints(map(_unseen_of, wins), len(wins))
+            arrays = list(map(_counts_of, wins))
+            sizes = list(map(len, arrays))
+            if min(sizes) > 0:  # CategoricalWindow.count: the sums of all the windows' counts in one call
+                seen = np.add.reduceat(np.concatenate(arrays), list(accumulate(sizes[:-1], initial=0)))
+            else:  # reduceat cannot sum an empty run
+                seen = np.array([a.sum() for a in arrays], dtype=np.int64)
+            values.append((seen + unseen).reshape(n_windows, self.n_categorical))
+            outside.append(unseen.reshape(n_windows, self.n_categorical))
+        if not values:
+            empty = np.zeros((n_windows, 0), dtype=np.int64)
+            return empty, empty
+        both = np.concatenate(outside + values, axis=1)
+        if self.order is not None:
+            both = both[:, self.order]
+        n_features = len(self.names)
+        return both[:, :n_features], both[:, n_features:]
+
+
+# Profiles are immutable, so their plans are built once and live as long as the profile does (drift keeps
+# its stacks the same way); the profile itself is untouched.
+_PLANS: weakref.WeakKeyDictionary[ReferenceProfile, _Plan] = weakref.WeakKeyDictionary()
+
+
+def _plan(profile: ReferenceProfile) -> _Plan:
+    plan = _PLANS.get(profile)
+    if plan is None:
+        plan = _PLANS[profile] = _Plan.build(profile)
+    return plan
+
+
+class _Batch:
+    """The windows of one ``evaluate_quality_many`` call: every check's status, decided on arrays of all
+    windows and features at once, and what each window's ``FeatureQuality`` objects are built from when
+    first read (``_Features``).
+
+    A check alerts only when its test is significant AND it passes its floor, and the floors need no test:
+    the tests run at once only for the windows with a check past its floor (all of that window's tests, so
+    its family is whole). Any other window cannot alert, and its tests run when its features are first
+    read. Either way a window's tests are those the per-feature loop ran for it, with the same results.
+    """
+
+    __slots__ = (
+        "_codes", "adjusted", "alert_a", "alert_b", "alert_c", "config", "done", "errors", "missing",
+        "outside", "p_values", "plan", "row_counts", "rows", "tested_a", "tested_b", "values", "window_ok",
+        "windows",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        plan: _Plan,
+        config: QualityConfig,
+        windows: list[tuple[Any, ...]],
+        row_list: list[Any],
+        errors: list[dict[str, int]],
+    ) -> None:
+        self.plan, self.config, self.windows, self.rows, self.errors = plan, config, windows, row_list, errors
+        n_windows, n_features = len(windows), len(plan.names)
+        flat = list(chain.from_iterable(windows))
+        rows = self.row_counts = np.array(row_list, dtype=np.int64)
+        missing = _ints(map(_missing_of, flat), len(flat)).reshape(n_windows, n_features)
+        type_errors = None
+        if any(errors):
+            type_errors = np.zeros((n_windows, n_features), dtype=np.int64)
+            for w, found in enumerate(errors):
+                for name, count in found.items():
+                    type_errors[w, plan.index[name]] = count
+            if config.type_errors_counted_as_missing:
+                missing = missing - type_errors
+        self.missing = missing
+        self.outside, self.values = outside, values = plan.range_counts(windows)
+
+        # (window, feature) masks: tested (in the family), past the floor, alerting; None for none at all
+        self.window_ok = window_ok = (rows >= config.min_window_rows)[:, None]
+        self.tested_a = tested_a = window_ok & (plan.ref_rows >= config.min_reference_rows)
+        self.tested_b = tested_b = (
+            window_ok & (values >= 1) & (plan.range_known & (plan.n >= config.min_reference_rows))
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            floor_a = tested_a & (missing / rows[:, None] - plan.expected_missing >= config.missing_floor)
+            floor_b = tested_b & (outside / values >= config.range_floor)
+            self.alert_c = None if type_errors is None else (
+                window_ok & (type_errors / rows[:, None] >= config.type_error_floor)
+            )  # fmt: skip
+        self.p_values: FloatArray | None = None  # (window, feature, test): missing, range; NaN: not tested
+        self.adjusted: FloatArray | None = None
+        self.done = np.zeros(n_windows, dtype=bool)  # windows whose tests have run
+        self._codes: npt.NDArray[np.int8] | None = None
+        self.alert_a: BoolArray | None = None
+        self.alert_b: BoolArray | None = None
+        may_alert = (floor_a | floor_b).any(axis=1)
+        if may_alert.any():
+            self.test(np.flatnonzero(may_alert))
+            assert self.adjusted is not None
+            self.alert_a = floor_a & (self.adjusted[:, :, 0] < config.alpha)
+            self.alert_b = floor_b & (self.adjusted[:, :, 1] < config.alpha)
+
+    def alerting(self) -> list[list[int]]:
+        """Per window, the features with an alerting check."""
+        alert = None
+        for mask in (self.alert_a, self.alert_b, self.alert_c):
+            if mask is not None:
+                alert = mask if alert is None else alert | mask
+        if alert is None or not alert.any():
+            return [[] for _ in self.windows]
+        return [np.flatnonzero(row).tolist() for row in alert]
+
+    def codes(self) -> npt.NDArray[np.int8]:
+        """Status codes (window, feature, check) of missing_rate, the range check, type_errors."""
+        if self._codes is None:
+            codes = np.empty((len(self.windows), len(self.plan.names), 3), dtype=np.int8)
+            for i, (tested, alert) in enumerate(
+                ((self.tested_a, self.alert_a), (self.tested_b, self.alert_b), (self.window_ok, self.alert_c))
+            ):
+                codes[:, :, i] = np.where(tested, 0 if alert is None else alert, _CODE_INSUFFICIENT)
+            self._codes = codes
+        return self._codes
+
+    def test(self, at: npt.NDArray[np.intp]) -> None:
+        """Run the tests of windows ``at``: each kind in one call for all of them, then each window's family
+        corrected on its own, as the per-feature loop ran them for each window alone."""
+        plan, config = self.plan, self.config
+        if self.p_values is None or self.adjusted is None:
+            self.p_values = np.full((len(self.windows), len(plan.names), 2), np.nan)
+            self.adjusted = self.p_values.copy()
+        p_values, adjusted = self.p_values, self.adjusted
+        tested_a, tested_b = self.tested_a[at], self.tested_b[at]
+        i_a, f_a = np.nonzero(tested_a)  # i: which of the windows at
+        w_a = at[i_a]
+        p_a = p_values[w_a, f_a, 0] = _fisher(
+            self.missing[w_a, f_a], self.row_counts[w_a], plan.ref_missing[f_a], plan.ref_rows[f_a]
+        )
+        i_b, f_b = np.nonzero(tested_b)
+        w_b = at[i_b]
+        p_b = p_values[w_b, f_b, 1] = _range(
+            self.outside[w_b, f_b], self.values[w_b, f_b], plan.n[f_b], plan.k[f_b], i_b, at.size,
+            config.range_test,
+        )  # fmt: skip
+        # one family per window, in the per-feature loop's order: each feature's missing_rate, then its range
+        if config.correction == "bonferroni":  # as detectors.drift.correction.bonferroni: p times its size
+            size = tested_a.sum(axis=1) + tested_b.sum(axis=1)
+            adjusted[w_a, f_a, 0] = np.minimum(p_a * size[i_a], 1.0)
+            adjusted[w_b, f_b, 1] = np.minimum(p_b * size[i_b], 1.0)
+        else:
+            for w in at.tolist():
+                family = np.stack([self.tested_a[w], self.tested_b[w]], axis=1)  # (feature, test)
+                if family.any():
+                    adjusted[w][family] = adjust(p_values[w][family], config.correction)
+        self.done[at] = True
+
+    def state(self, w: int) -> _State:
+        """Window ``w``'s status codes and p-values as Python values. Its tests run first if they have not,
+        with those of every other window still waiting: one reader of features often reads all windows'."""
+        if not self.done[w]:
+            self.test(np.flatnonzero(~self.done))
+        assert self.p_values is not None and self.adjusted is not None
+        return self.codes()[w].tolist(), self.p_values[w].tolist(), self.adjusted[w].tolist()
+
+    def feature(self, w: int, f: int, state: _State) -> FeatureQuality:
+        """Feature ``f`` of window ``w``: the objects, fields and values the per-feature loop built (the
+        numbers are taken from the window's own fields, as that loop took them)."""
+        plan, config = self.plan, self.config
+        name, fp, win = plan.names[f], plan.profiles[f], self.windows[w][f]
+        rows = self.rows[w]
+        te = self.errors[w].get(name, 0)
+        excluded = te if config.type_errors_counted_as_missing else 0
+        code_a, code_b, code_c = state[0][f]
+        p_a, p_b = state[1][f]
+        q_a, q_b = state[2][f]
+        range_floor, range_test = config.range_floor, config.range_test
 
         # missing_rate
         missing = win.missing - excluded
@@ -386,18 +675,19 @@ def evaluate_quality(
             "reference_rows": ref_rows,
             "type_errors_excluded": excluded,
         }
-        a = new_check(MISSING_RATE, name, _INSUFFICIENT, value, expected, missing, rows, "fisher", None, None,
-                      missing_floor, extra)  # fmt: skip
-        if window_ok and ref_rows >= min_reference:
+        if code_a == _CODE_INSUFFICIENT:
+            p_a = q_a = None
+        else:
             assert value is not None and expected is not None
-            increase = value - expected
-            extra["increase"] = increase
+            extra["increase"] = value - expected
             extra["absent"] = missing == rows
-            family.append((a, increase >= missing_floor, 0, len(fisher_args)))
-            fisher_args.append((missing, rows, ref_missing, ref_rows))
+        a = _new_check(MISSING_RATE, name, _STATUSES[code_a], value, expected, missing, rows, "fisher", p_a,
+                       q_a, config.missing_floor, extra)  # fmt: skip
 
         # out_of_range / out_of_domain
-        if isinstance(fp, NumericProfile) and isinstance(win, NumericWindow):
+        if code_b == _CODE_INSUFFICIENT:
+            p_b = q_b = None
+        if isinstance(fp, NumericProfile):
             kind = NUMERIC
             count, m = win.below + win.above, win.count
             extra = {
@@ -408,95 +698,228 @@ def evaluate_quality(
                 "window_min": win.minimum if m else None,
                 "window_max": win.maximum if m else None,
             }
-            b = new_check(OUT_OF_RANGE, name, _INSUFFICIENT, count / m if m else None, 2.0 / (fp.n + 1.0),
-                          count, m, range_test, None, None, range_floor, extra)  # fmt: skip
-            known_range = fp.minimum is not None and fp.maximum is not None
-            if m >= 1 and window_ok and known_range and fp.n >= min_reference:
-                family.append((b, count / m >= range_floor, 1, len(range_args)))
-                range_args.append((count, m, fp.n, 2))
-        elif isinstance(fp, CategoricalProfile) and isinstance(win, CategoricalWindow):
+            b = _new_check(OUT_OF_RANGE, name, _STATUSES[code_b], count / m if m else None,
+                           2.0 / (fp.n + 1.0), count, m, range_test, p_b, q_b, range_floor,
+                           extra)  # fmt: skip
+        else:
             kind = CATEGORICAL
             count, m = win.unseen_count, win.count
-            singletons = int(np.count_nonzero(fp.ref_counts == 1))
             extra = {
                 "unseen_categories": _top_unseen(win.unseen),
                 "unseen_untracked": win.unseen_untracked,
-                "reference_singletons": singletons,
+                "reference_singletons": plan.singletons[f],
             }
             if fp.truncated:
                 extra["reason"] = _TRUNCATED
-                b = new_check(OUT_OF_DOMAIN, name, _INSUFFICIENT, None, None, None, m, None, None, None,
-                              range_floor, extra)  # fmt: skip
+                b = _new_check(OUT_OF_DOMAIN, name, _INSUFFICIENT, None, None, None, m, None, None, None,
+                               range_floor, extra)  # fmt: skip
             else:
-                # below n keeps the beta-binomial proper (b = n + 1 - k >= 1)
-                k = min(singletons + 1, max(fp.n, 1))
-                b = new_check(OUT_OF_DOMAIN, name, _INSUFFICIENT, count / m if m else None, k / (fp.n + 1.0),
-                              count, m, range_test, None, None, range_floor, extra)  # fmt: skip
-                if m >= 1 and window_ok and fp.n >= min_reference:
-                    family.append((b, count / m >= range_floor, 1, len(range_args)))
-                    range_args.append((count, m, fp.n, k))
-        else:
-            raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
+                b = _new_check(OUT_OF_DOMAIN, name, _STATUSES[code_b], count / m if m else None,
+                               plan.ks[f] / (fp.n + 1.0), count, m, range_test, p_b, q_b, range_floor,
+                               extra)  # fmt: skip
 
         # type_errors
-        value = te / rows if rows else None
-        if not window_ok or value is None:
-            status = _INSUFFICIENT
-        else:
-            status = _ALERT if value >= type_error_floor else _OK
-        c = new_check(TYPE_ERRORS, name, status, value, 0.0, te, rows, None, None, None, type_error_floor, {})
-        checks.append((name, kind, a, b, c))
+        c = _new_check(TYPE_ERRORS, name, _STATUSES[code_c], te / rows if rows else None, 0.0, te, rows, None,
+                       None, None, config.type_error_floor, {})  # fmt: skip
 
-    if family:
-        tested = (fisher_pvalues(fisher_args), range_pvalues(range_args, range_test))
-        p_values = [tested[test][i] for _, _, test, i in family]
-        adjusted = adjust(p_values, config.correction).tolist()
-        alpha = config.alpha
-        for (check, passes, _, _), p, q in zip(family, p_values, adjusted, strict=True):
-            state = check.__dict__
-            state["status"] = _ALERT if q < alpha and passes else _OK
-            state["p_value"] = p
-            state["p_adjusted"] = q
-
-    features: dict[str, FeatureQuality] = {}
-    problems: list[Check] = []
-    for name, kind, a, b, c in checks:
         sa, sb, sc = a.status, b.status, c.status
         if sa is _ALERT or sb is _ALERT or sc is _ALERT:
             status = _ALERT
-            problems.extend(x for x in (a, b, c) if x.status is _ALERT)
         elif sa is _INSUFFICIENT and sb is _INSUFFICIENT and sc is _INSUFFICIENT:
             status = _INSUFFICIENT
         else:
             status = _OK
-        features[name] = _new_feature_quality(name, kind, status, {a.check: a, b.check: b, c.check: c})
+        return _new_feature_quality(name, kind, status, {a.check: a, b.check: b, c.check: c})
 
-    new_status = (_ALERT if config.new_columns_alert else _OK) if window_ok else _INSUFFICIENT
+
+class _Features(Mapping[str, FeatureQuality]):
+    """``QualityResult.features`` of one window, built feature by feature when first read.
+
+    The worker reads a window's verdict and problems, and its features only when it alerts: most windows
+    never need their ~3 checks per feature. Reads as the dict it stands for (profile order, ``==``,
+    ``repr``); a built feature is kept, so reading it again gives the same object, and pickles as that
+    dict.
+    """
+
+    __slots__ = ("_all", "_at", "_batch", "_built", "_state")
+
+    def __init__(self, batch: _Batch, at: int) -> None:
+        self._batch = batch
+        self._at = at
+        self._built: dict[str, FeatureQuality] = {}  # in the order read
+        self._all: dict[str, FeatureQuality] | None = None  # every feature, in profile order
+        self._state: _State | None = None
+
+    def __getitem__(self, name: str) -> FeatureQuality:
+        fq = self._built.get(name)
+        if fq is None:
+            batch = self._batch
+            f = batch.plan.index[name]  # KeyError, as the dict
+            if self._state is None:
+                self._state = batch.state(self._at)
+            fq = self._built[name] = batch.feature(self._at, f, self._state)
+        return fq
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._batch.plan.names)
+
+    def __len__(self) -> int:
+        return len(self._batch.plan.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._batch.plan.index
+
+    def _whole(self) -> dict[str, FeatureQuality]:
+        """Every feature (built now if not yet), in profile order: the dict this mapping stands for. Kept,
+        so not to be changed by the caller."""
+        if self._all is None:
+            self._all = {name: self[name] for name in self._batch.plan.names}
+        return self._all
+
+    # whole-mapping reads build every feature anyway: through the dict, without a call per key
+    def items(self) -> ItemsView[str, FeatureQuality]:
+        return self._whole().items()
+
+    def values(self) -> ValuesView[FeatureQuality]:
+        return self._whole().values()
+
+    def __repr__(self) -> str:
+        return repr(self._whole())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return dict, (dict(self._whole()),)
+
+
+def evaluate_quality(
+    profile: ReferenceProfile,
+    sketch: WindowSketch,
+    type_errors: Mapping[str, int] | None = None,
+    config: QualityConfig | None = None,
+) -> QualityResult:
+    """Every check of one closed window; ``type_errors`` maps a feature to its wrong-typed values (absent: 0)."""
+    return evaluate_quality_many(profile, [sketch], [type_errors], config)[0]
+
+
+def evaluate_quality_many(
+    profile: ReferenceProfile,
+    sketches: Sequence[WindowSketch],
+    type_errors_list: Sequence[Mapping[str, int] | None] | None = None,
+    config: QualityConfig | None = None,
+) -> list[QualityResult]:
+    """``evaluate_quality`` of each window (``type_errors_list``: one mapping or None per window; None for
+    none in any), each result equal to that window's alone, bit for bit.
+
+    A sliding window closes ~10 windows per batch of events, and judging them one by one was mostly Python
+    per feature. Here the counts of all windows and features are read into arrays and decided together
+    (``_Batch``); each kind of test runs in one call (both are elementwise; the beta-binomial sums each
+    window's rows to that window's width, see ``stats.range_pvalues``) and each window's family is
+    corrected on its own. Only a window's problems are built at once: its ``features`` when first read.
+    """
+    config = config if config is not None else QualityConfig()
+    sketches = list(sketches)
+    n_windows = len(sketches)
+    errors_given = [None] * n_windows if type_errors_list is None else list(type_errors_list)
+    if len(errors_given) != n_windows:
+        raise InputError(f"type_errors_list has {len(errors_given)} entries for {n_windows} sketches")
+    if not n_windows:
+        return []
+    plan = _plan(profile)
+    fingerprint = profile.fingerprint
+    windows: list[tuple[Any, ...]] = []
+    errors: list[dict[str, int]] = []
+    for sketch, type_errors in zip(sketches, errors_given, strict=True):
+        if sketch.profile.fingerprint != fingerprint:
+            raise ProfileMismatchError("the sketch was built for another reference profile")
+        errors.append(_validated_type_errors(profile, sketch, type_errors, config) if type_errors else {})
+        windows.append(plan.windows(sketch.features))
+    row_list = [sketch.n_rows for sketch in sketches]
+    batch = _Batch(plan, config, windows, row_list, errors)
+
+    names = plan.names
+    min_rows, new_columns_alert = config.min_window_rows, config.new_columns_alert
     unset = (None,) * 8  # value, expected, count, n, test, p_value, p_adjusted, floor
-    new_columns = tuple(
-        new_check(NEW_COLUMN, name, new_status, *unset, {"reason": "not in the profile"})
-        for name in sorted(sketch.unknown_features)
-    )
-    warnings: list[Check] = []
-    if window_ok:
-        if new_status is _ALERT:
-            problems.extend(new_columns)
+    out: list[QualityResult] = []
+    for w, (sketch, alerting) in enumerate(zip(sketches, batch.alerting(), strict=True)):
+        features = _Features(batch, w)
+        problems: list[Check] = []
+        for f in alerting:  # the alerting features' checks are the problems, in profile order
+            problems.extend(c for c in features[names[f]].checks.values() if c.status is _ALERT)
+        rows = sketch.n_rows
+        ok = rows >= min_rows
+        new_status = (_ALERT if new_columns_alert else _OK) if ok else _INSUFFICIENT
+        new_columns: tuple[Check, ...] = ()
+        warnings: tuple[Check, ...] = ()
+        if sketch.unknown_features:
+            new_columns = tuple(
+                _new_check(NEW_COLUMN, name, new_status, *unset, {"reason": _NEW_COLUMN_EXTRA})
+                for name in sorted(sketch.unknown_features)
+            )
+            if ok:
+                if new_status is _ALERT:
+                    problems.extend(new_columns)
+                else:
+                    warnings = new_columns
+        if problems:
+            status = _ALERT
+        # every feature is insufficient data exactly when the window is too small (its type_errors check
+        # is tested whenever the window is large enough), or when there is no feature
+        elif not ok or not names:
+            status = _INSUFFICIENT
         else:
-            warnings.extend(new_columns)
+            status = _OK
+        out.append(_new_result(DETECTOR_NAME, status, rows, features, new_columns, tuple(problems), warnings,
+                               config.to_dict()))  # fmt: skip
+    return out
 
-    if problems:
-        status = _ALERT
-    elif not window_ok or all(f.status is _INSUFFICIENT for f in features.values()):
-        status = _INSUFFICIENT
-    else:
-        status = _OK
-    return QualityResult(
-        detector=DETECTOR_NAME,
-        status=status,
-        n_window=rows,
-        features=features,
-        new_columns=new_columns,
-        problems=tuple(problems),
-        warnings=tuple(warnings),
-        config=config.to_dict(),
-    )
+
+def _fisher(
+    x_window: IntArray, n_window: IntArray, x_reference: IntArray, n_reference: IntArray
+) -> FloatArray:
+    """``stats.fisher_pvalues`` of the rows, without handing it those whose answer is certain (its own test
+    for them: margins valid, and no missing value in the window or none outside it in the reference)."""
+    out = np.ones(x_window.size)
+    certain = (
+        (x_window >= 0) & (x_window <= n_window) & (x_reference >= 0) & (x_reference <= n_reference)
+        & (n_window + n_reference > 0) & ((x_window == 0) | (x_reference == n_reference))
+    )  # fmt: skip
+    todo = np.flatnonzero(~certain)
+    if todo.size:
+        args = zip(*(x[todo].tolist() for x in (x_window, n_window, x_reference, n_reference)), strict=True)
+        out[todo] = fisher_pvalues(list(args))
+    return out
+
+
+def _range(
+    count: IntArray,
+    n_window: IntArray,
+    n_reference: IntArray,
+    outside_reference: IntArray,
+    window: npt.NDArray[np.intp],
+    n_windows: int,
+    test: str,
+) -> FloatArray:
+    """``stats.range_pvalues`` of the rows (``window``: the window of each, of ``n_windows``), without those
+    whose answer is certain (its own test: a count of 0), and, for the beta-binomial, in one call per width:
+    it sums each row to the largest ``k`` of the rows in its call, so the rows of windows of one width go
+    together and each is summed as in its window's own call."""
+    out = np.ones(count.size)
+    binomial = test == "binomial"
+    certain = (count == 0) & (n_window >= 0)
+    if binomial:
+        certain &= (n_reference >= 0) & (outside_reference >= 0) & (outside_reference <= n_reference + 1)
+    todo = np.flatnonzero(~certain)
+    if not todo.size:
+        return out
+    c, m, n, k = count[todo], n_window[todo], n_reference[todo], outside_reference[todo]
+    args = list(zip(c.tolist(), m.tolist(), n.tolist(), k.tolist(), strict=True))
+    if binomial or n_windows == 1:  # elementwise, or one window
+        out[todo] = range_pvalues(args, test)
+        return out
+    summed = (c >= 1) & (c <= m)  # the rows betabinom_sf sums, over i < k
+    width = np.zeros(n_windows, dtype=np.int64)
+    np.maximum.at(width, window[todo][summed], k[summed])
+    of_row = width[window[todo]].tolist()
+    for value in sorted(set(of_row)):
+        group = [i for i, x in enumerate(of_row) if x == value]
+        out[todo[group]] = range_pvalues([args[i] for i in group], test)
+    return out

@@ -10,7 +10,8 @@
 * ``poisson_pvalue``: is a count of events unusually high (or low) for a Poisson mean?
 
 The feature-wise functions take and return arrays (one entry per feature), without loops in Python.
-``fisher_pvalues`` and ``range_pvalues`` are the forms ``evaluate_quality`` calls once per window: lists in,
+``fisher_pvalues`` and ``range_pvalues`` are the forms ``evaluate_quality_many`` calls (once per batch of
+windows; the beta-binomial rows grouped by width, see ``range_pvalues``): lists in,
 lists out, equal bit for bit to the array functions, but without calling scipy for the tests whose answer
 is certain (no missing value in the window, no value out of range) and, for Fisher's test and the binomial
 one, remembering the p-values of counts seen before (both are elementwise, so a p-value depends on its own
