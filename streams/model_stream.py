@@ -27,7 +27,7 @@ from detectors.drift import (
     build_profile,
     evaluate_drift_many,
 )
-from detectors.fairness import FairnessConfig, FairnessCounts, FairnessResult, evaluate_fairness
+from detectors.fairness import FairnessConfig, FairnessCounts, FairnessResult, evaluate_fairness_many
 from detectors.quality import (
     QualityConfig,
     QualityResult,
@@ -471,13 +471,13 @@ class ModelStream:
         judged: list[_Judged] = []
         rows: list[dict[str, Any]] = []
         volume = self._volume_monitor()
-        for c, result, pred_result, q in zip(closing, drift, pred_drift, qualities, strict=True):
+        fairs = self._fairness([c.w for c in closing])
+        for c, result, pred_result, q, fair in zip(closing, drift, pred_drift, qualities, fairs, strict=True):
             w = c.w
             v = None
             if c.volume is not None:  # in window order: each verdict is on the volumes before it
                 n, duration = c.volume
                 v = volume.observe(n, duration if duration is not None else 0.0)
-            fair = self._fairness(w)
             # the results themselves go into the row: the JSON column writes them as their to_dict() (storage.db)
             stats: dict[str, Any] = {"drift": result, "type_errors": w.type_errors, "n": w.n}
             if pred_result is not None:
@@ -579,13 +579,20 @@ class ModelStream:
         return VolumeMonitor(self.config.volume, history=state.get("history", ()),
                              n_observed=state.get("n_observed", 0), n_flagged=state.get("n_flagged", 0))
 
-    def _fairness(self, w: WindowAcc) -> FairnessResult | None:
+    def _fairness(self, windows: Sequence[WindowAcc]) -> list[FairnessResult | None]:
+        """The fairness verdicts of the windows a batch closes, in one pass (``evaluate_fairness_many``);
+        None for a window without sensitive attributes."""
         attrs = tuple(self.s.get("sensitive") or ())
-        if not attrs or w.fair is None:
-            return None
+        out: list[FairnessResult | None] = [None] * len(windows)
+        counted = [(i, w.fair) for i, w in enumerate(windows) if w.fair is not None]
+        if not attrs or not counted:
+            return out
         if self._fair_config is None or self._fair_config.attributes != attrs:  # validated once, not per window
             self._fair_config = FairnessConfig(attributes=attrs)
-        return evaluate_fairness(w.fair, self._fair_config)
+        results = evaluate_fairness_many([counts for _, counts in counted], self._fair_config)
+        for (i, _), result in zip(counted, results, strict=True):
+            out[i] = result
+        return out
 
     def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
                     index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],

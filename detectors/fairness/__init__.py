@@ -1,7 +1,8 @@
 """Fairness over time: group metrics, their gaps with confidence intervals, and the parity detector.
 
 Counts are kept incrementally per window (``counts``); metrics, differences and ratios follow fairlearn's
-definitions (``parity``); intervals are Wilson, Newcombe and Katz (``intervals``); ``detector`` decides.
+definitions (``parity``); intervals are Wilson, Newcombe and Katz (``intervals``); ``detector`` decides, from
+the numbers ``batch`` computes for many windows at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from detectors.fairness.detector import (
     Gap,
     GroupMetric,
     evaluate_fairness,
+    evaluate_fairness_many,
 )
 from detectors.fairness.intervals import katz_ratio, newcombe_difference, wilson_interval
 from detectors.fairness.parity import (
@@ -52,6 +54,7 @@ __all__ = [
     "equal_opportunity_difference",
     "equalized_odds_difference",
     "evaluate_fairness",
+    "evaluate_fairness_many",
     "intersection_name",
     "katz_ratio",
     "metric_counts",

@@ -6,6 +6,10 @@ each metric the fairlearn ``difference`` (max - min) and ``ratio`` (min / max) o
 Five gaps can alert: demographic parity difference and ratio, equal opportunity difference, equalized odds
 difference and predictive parity difference.
 
+``evaluate_fairness_many`` judges several windows at once (a sliding window closes ~10 per batch of events):
+their numbers come from one pass of numpy arrays (``batch``), each window's result equals its own
+``evaluate_fairness``, and a result builds its per-group objects only when they are read.
+
 When a gap alerts
 -----------------
 A gap alerts only when its whole confidence interval lies beyond its threshold: the lower bound of a
@@ -43,24 +47,25 @@ higher value is.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from detectors.base import AlertStatus, ConfigError, InputError, fast_constructor, finite_number, json_safe
-from detectors.fairness import intervals
+from detectors.fairness.batch import SegmentArrays
 from detectors.fairness.counts import (
-    COLUMNS,
     INTERSECTION_SEPARATOR,
     N_LABELLED,
     FairnessCounts,
-    GroupCounts,
     N,
     intersection_name,
 )
 from detectors.fairness.parity import (
     FALSE_POSITIVE_RATE,
-    LABEL_METRICS,
     METRICS,
     PRECISION,
     SELECTION_RATE,
@@ -72,6 +77,9 @@ PAIRWISE_CORRECTIONS: tuple[str, ...] = ("bonferroni", "none")
 HIGHER_IS_WORSE: frozenset[str] = frozenset({FALSE_POSITIVE_RATE})
 
 Interval = tuple[float, float]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 FairnessStatus = AlertStatus  # the shared verdict of alerting detectors (detectors.base)
@@ -418,6 +426,15 @@ class AttributeFairness:
 
 @dataclass(frozen=True)
 class FairnessResult:
+    """One window's verdict.
+
+    A result of ``evaluate_fairness_many`` (and so of ``evaluate_fairness``) builds ``attributes`` and
+    ``config`` on first access, from its batch's arrays: the stream reads ``status``, ``alerts`` and
+    ``differences()`` of every window and the rest only of an alerting one, and building the per-group
+    objects was most of a window's cost. Once built, the result is what the constructor makes of the same
+    values (same ``__dict__``); ``differences()`` of an unbuilt result reads the arrays directly.
+    """
+
     detector: str
     status: FairnessStatus
     attributes: Mapping[str, AttributeFairness]
@@ -425,10 +442,28 @@ class FairnessResult:
     n_window: int
     config: Mapping[str, Any]
 
+    if not TYPE_CHECKING:  # hidden from mypy, which would take every misspelt attribute for a lazy one
+
+        def __getattr__(self, name: str) -> Any:
+            # only reached for a name missing from __dict__: on an unbuilt result, a field built lazily
+            lazy = self.__dict__.get("_lazy")
+            if lazy is None or name not in _LAZY_FIELDS:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            _build(self, *lazy)
+            return self.__dict__[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled and copied as the built result, without its batch's arrays
+        return {name: getattr(self, name) for name in _RESULT_FIELDS}
+
     def differences(self) -> dict[str, dict[str, float | None]]:
         """Per attribute, each metric's difference between its groups: ``to_dict()``'s
         ``attributes.<attribute>.difference.<metric>.value``, without building the rest of it (the stream keeps
         these in every window row)."""
+        lazy = self.__dict__.get("_lazy")
+        if lazy is not None:
+            batch, window = lazy
+            return batch.differences(window)
         return {
             name: {metric: _plain(d.difference) for metric, d in a.metrics.items()}
             for name, a in self.attributes.items()
@@ -445,160 +480,48 @@ class FairnessResult:
         }
 
 
-# one window builds some fifty group metrics, disparities and gaps: built field by field (~13 % of the work)
+_RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FairnessResult))
+_LAZY_FIELDS: frozenset[str] = frozenset({"attributes", "config"})
+
+
+def _build(result: FairnessResult, batch: _Batch, window: int) -> None:
+    """Fill an unbuilt result's lazy fields and drop its batch: then its ``__dict__`` is the constructor's."""
+    state = result.__dict__
+    built = {"attributes": batch.attributes(window), "config": batch.config.to_dict()}
+    values = {name: state[name] if name in state else built[name] for name in _RESULT_FIELDS}
+    state.clear()
+    state.update(values)
+
+
+# a window has some fifty group metrics, disparities and gaps: built field by field (~13 % of the work)
 _new_group_metric = fast_constructor(GroupMetric)
 _new_disparity = fast_constructor(Disparity)
 _new_gap = fast_constructor(Gap)
+
+_METRIC_INDEX: dict[str, int] = {m: i for i, m in enumerate(METRICS)}
+_K = len(METRICS)
+# verdicts as small ints in the arrays
+_OK, _ALERT, _INSUFFICIENT = 0, 1, 2
+_STATUS_OF: tuple[FairnessStatus, ...] = (
+    FairnessStatus.OK,
+    FairnessStatus.ALERT,
+    FairnessStatus.INSUFFICIENT_DATA,
+)
+_RATIO_GAPS: list[int] = [j for j, spec in enumerate(GAPS) if spec.kind == "ratio"]
+_DIFFERENCE_GAPS: list[int] = [j for j, spec in enumerate(GAPS) if spec.kind == "difference"]
+# the difference gaps' metrics, gap after gap: each part's gap and metric, and where each gap's parts start
+_PARTS: list[tuple[int, int]] = [(j, _METRIC_INDEX[m]) for j in _DIFFERENCE_GAPS for m in GAPS[j].metrics]
+_PART_GAP: IntArray = np.array([j for j, _ in _PARTS])
+_PART_METRIC: IntArray = np.array([m for _, m in _PARTS])
+_PART_STARTS: IntArray = np.flatnonzero(np.diff(_PART_GAP, prepend=-1))
 
 
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-_IS_LABEL: tuple[bool, ...] = tuple(m in LABEL_METRICS for m in METRICS)
-
-
-def _metric_rows(rows: list[list[int]]) -> list[list[tuple[int, int, float]]]:
-    """``parity.metric_table`` on Python numbers: per metric, per group, ``(successes, trials, value)``.
-
-    For a handful of groups numpy's per-call cost is most of the time; the values are the same bits: the
-    quotient of two ints below 2**53 is correctly rounded, as numpy's of the same ints as float64.
-    """
-    out: list[list[tuple[int, int, float]]] = [[] for _ in METRICS]
-    nan, inf = math.nan, math.inf
-    for n, n_pred_pos, labelled, tp, fp, tn, fn in rows:  # the order of COLUMNS
-        cells = ((n_pred_pos, n), (tp, tp + fn), (fp, fp + tn), (tp, tp + fp), (tp + tn, labelled))
-        for i, (x, t) in enumerate(cells):  # the order of METRICS
-            if t:
-                value = x / t
-            elif labelled and _IS_LABEL[i]:
-                value = 0.0  # scikit-learn's 0/0 for a group with labelled rows, none in this denominator
-            else:
-                value = nan if x == 0 else inf
-            out[i].append((x, t, value))
-    return out
-
-
 def _bounds(low: float, high: float) -> Interval | None:
     return (low, high) if math.isfinite(low) and math.isfinite(high) else None
-
-
-def _disparities(
-    groups: tuple[str, ...], rows: list[list[int]], config: FairnessConfig
-) -> dict[str, Disparity]:
-    """Every metric of one attribute, in Python arithmetic on the few groups (``rows``: their counts).
-
-    The same operations, in the same order, as the numpy formulation it replaces (``parity.metric_table``,
-    then ``intervals.wilson_interval`` / ``newcombe_difference`` / ``katz_ratio`` over metrics x groups),
-    so the same values bit for bit; ``tests/detectors/test_fairness_fast.py`` holds it to that.
-    """
-    total = [sum(column) for column in zip(*rows)] if rows else [0] * len(COLUMNS)
-    overall = [_finite(cells[0][2]) for cells in _metric_rows([total])]
-    if not groups:  # an empty window
-        return {m: _no_groups(m, overall[i]) for i, m in enumerate(METRICS)}
-
-    min_size = config.min_group_size
-    coverage = float(config.min_label_coverage)
-    covered = [row[N_LABELLED] >= coverage * row[N] for row in rows]
-    confidence = float(config.confidence)
-    z = intervals.z_scalar(confidence)
-    bonferroni = config.pairwise_correction == "bonferroni"
-    wilson, isfinite, isnan, inf = intervals.wilson_bounds, math.isfinite, math.isnan, math.inf
-
-    parts = []
-    katz_pairs: list[tuple[int, int, int, int]] = []
-    katz_z: list[float] = []
-    for i, cells in enumerate(_metric_rows(rows)):
-        label_metric = _IS_LABEL[i]
-        by_group: dict[str, GroupMetric] = {}
-        eligible: list[str] = []
-        # the extremes as numpy's argmin / argmax over the values with the others masked by +-inf (the
-        # first lowest and the last highest, ``parity.extremes``'s ties), of the eligible groups and of
-        # the groups with a value (not NaN; successes without trials give +inf, and index 0 stays the
-        # lowest when every value is +inf). A masked group never moves an extreme that is used.
-        lo = hi = all_lo = all_hi = 0
-        any_value = False
-        min_eligible = min_all = inf
-        max_eligible = max_all = -inf
-        for j, (g, (s, n, value), c) in enumerate(zip(groups, cells, covered)):
-            if n:
-                low, high = wilson(s, n, z)
-                interval = (low, high) if isfinite(low) and isfinite(high) else None
-            else:
-                interval = None  # no trials: NaN bounds
-            if isnan(value):
-                by_group[g] = _new_group_metric(None, s, n, interval, False)
-                continue
-            any_value = True
-            if value < min_all:
-                all_lo, min_all = j, value
-            if value >= max_all:
-                all_hi, max_all = j, value
-            e = n >= min_size and (c or not label_metric)
-            if e:
-                eligible.append(g)
-                if value < min_eligible:
-                    lo, min_eligible = j, value
-                if value >= max_eligible:
-                    hi, max_eligible = j, value
-            by_group[g] = _new_group_metric(value if isfinite(value) else None, s, n, interval, e)
-
-        n_eligible = len(eligible)
-        if n_eligible >= 2:
-            pair_conf = (
-                1.0 - (1.0 - confidence) / (n_eligible * (n_eligible - 1) // 2) if bonferroni else confidence
-            )
-            z_pair = intervals.z_scalar(pair_conf)
-            (s_lo, n_lo, v_lo), (s_hi, n_hi, v_hi) = cells[lo], cells[hi]
-            d_low, d_high = intervals.newcombe_bounds(s_hi, n_hi, s_lo, n_lo, z_pair)
-            katz_pairs.append((s_lo, n_lo, s_hi, n_hi))
-            katz_z.append(z_pair)
-            tested = (
-                groups[lo],
-                groups[hi],
-                v_hi - v_lo,
-                _bounds(d_low, d_high),
-                _ratio(v_lo, v_hi),
-                pair_conf,
-            )
-        else:
-            tested = None
-        if any_value:
-            v_lo, v_hi = cells[all_lo][2], cells[all_hi][2]
-            all_groups = (v_hi - v_lo, _ratio(v_lo, v_hi))
-        else:
-            all_groups = None
-        parts.append((METRICS[i], overall[i], by_group, tuple(eligible), tested, all_groups))
-
-    ratio_bounds = iter(intervals.katz_bounds(katz_pairs, katz_z))
-    out: dict[str, Disparity] = {}
-    for metric, over, by_group, eligible, tested, all_groups in parts:
-        if tested is None:
-            lowest = highest = diff = diff_interval = ratio = ratio_interval = pair_confidence = None
-        else:
-            lowest, highest, diff, diff_interval, ratio, pair_confidence = tested
-            ratio_interval = _bounds(*next(ratio_bounds))
-        diff_all, ratio_all = all_groups if all_groups else (None, None)
-        out[metric] = _new_disparity(
-            metric,
-            over,
-            by_group,
-            eligible,
-            lowest,
-            highest,
-            diff,
-            diff_interval,
-            ratio,
-            ratio_interval,
-            pair_confidence,
-            diff_all,
-            ratio_all,
-        )
-    return out
-
-
-def _no_groups(metric: str, overall: float | None) -> Disparity:
-    return _new_disparity(metric, overall, {}, (), None, None, None, None, None, None, None, None, None)
 
 
 def _ratio(low: float, high: float) -> float | None:
@@ -606,92 +529,124 @@ def _ratio(low: float, high: float) -> float | None:
     return float(low / high) if high != 0.0 else None
 
 
-def _status(alert: bool, tested: bool) -> FairnessStatus:
-    if alert:
-        return FairnessStatus.ALERT
-    return FairnessStatus.OK if tested else FairnessStatus.INSUFFICIENT_DATA
+def _no_groups(metric: str, overall: float | None) -> Disparity:
+    return _new_disparity(metric, overall, {}, (), None, None, None, None, None, None, None, None, None)
 
 
-def _ratio_gap(spec: GapSpec, d: Disparity, threshold: float) -> Gap:
-    testable = d.testable
-    interval = d.ratio_interval if testable else None
-    alert = interval is not None and interval[1] < threshold
-    worst, best = d.worst_best()
-    status = _status(alert, testable)
-    return _new_gap(spec.name, d.metric, spec.kind, d.ratio, interval, threshold, status, worst, best)
+def _code(alert: BoolArray, decided: BoolArray) -> IntArray:
+    """Verdicts as ``_STATUS_OF`` indices: an alert, else ok when decided, else insufficient data."""
+    code: IntArray = np.where(alert, _ALERT, np.where(decided, _OK, _INSUFFICIENT))
+    return code
 
 
-def _difference_gap(spec: GapSpec, parts: list[Disparity], threshold: float) -> Gap:
-    tested: list[tuple[Disparity, Interval]] = []
-    for d in parts:
-        if d.testable and d.difference_interval is not None:
-            tested.append((d, d.difference_interval))
-    if not tested:
-        status = FairnessStatus.INSUFFICIENT_DATA
-        return _new_gap(spec.name, parts[0].metric, spec.kind, None, None, threshold, status, None, None)
-    # the largest lower and upper bounds and the largest gap, each the first of equals (as max() keeps)
-    by_low, (low, high) = tested[0]
-    by_value, value = by_low, by_low.difference or 0.0
-    for d, (d_low, d_high) in tested[1:]:
-        if d_low > low:
-            low, by_low = d_low, d
-        high = max(high, d_high)
-        if (d.difference or 0.0) > value:
-            value, by_value = d.difference or 0.0, d
-    complete = len(tested) == len(parts)
-    # a difference of two rates is at most 1: the upper bound when one of the rates cannot be tested
-    if not complete:
-        high = 1.0
-    alert = low > threshold
-    # the deciding rate: the one whose interval clears the threshold by most, else the larger gap
-    driver = by_low if alert else by_value
-    worst, best = driver.worst_best()
-    status = _status(alert, complete)
-    return _new_gap(spec.name, driver.metric, spec.kind, value, (low, high), threshold, status, worst, best)
+def _any(flags: BoolArray) -> BoolArray:
+    """Per row: is any flag set?"""
+    out: BoolArray = np.logical_or.reduce(flags, axis=1)
+    return out
 
 
-def _gap(spec: GapSpec, metrics: Mapping[str, Disparity], config: FairnessConfig) -> Gap:
-    threshold = float(getattr(config, spec.threshold_field))
-    if spec.kind == "ratio":
-        return _ratio_gap(spec, metrics[spec.metrics[0]], threshold)
-    return _difference_gap(spec, [metrics[m] for m in spec.metrics], threshold)
+def _verdicts(a: SegmentArrays, thresholds: FloatArray) -> tuple[BoolArray, BoolArray]:
+    """Per segment and gap (in the order of ``GAPS``): does it alert, and is it decided (tested in full)?
+
+    A ratio gap alerts when its interval's upper bound is below the threshold. A difference gap alerts when
+    the largest lower bound of its metrics' difference intervals is above the threshold, which is when any
+    of them is (equalized odds: either rate); it is decided when every metric has an interval.
+    """
+    alert = np.empty((a.testable.shape[0], len(GAPS)), dtype=bool)
+    decided = np.empty(alert.shape, dtype=bool)
+    has_interval = a.testable & np.isfinite(a.difference_low) & np.isfinite(a.difference_high)
+    tested = has_interval[:, _PART_METRIC]
+    clears = tested & (a.difference_low[:, _PART_METRIC] > thresholds[_PART_GAP])
+    alert[:, _DIFFERENCE_GAPS] = np.logical_or.reduceat(clears, _PART_STARTS, axis=1)
+    decided[:, _DIFFERENCE_GAPS] = np.logical_and.reduceat(tested, _PART_STARTS, axis=1)
+    for j in _RATIO_GAPS:
+        m = _METRIC_INDEX[GAPS[j].metrics[0]]
+        testable, upper = a.testable[:, m], a.ratio_high[:, m]
+        alert[:, j] = testable & np.isfinite(a.ratio_low[:, m]) & np.isfinite(upper) & (upper < thresholds[j])
+        decided[:, j] = testable
+    return alert, decided
 
 
-def _combine(statuses: list[FairnessStatus]) -> FairnessStatus:
-    if FairnessStatus.ALERT in statuses:
-        return FairnessStatus.ALERT
-    if statuses and all(s == FairnessStatus.INSUFFICIENT_DATA for s in statuses):
-        return FairnessStatus.INSUFFICIENT_DATA
-    return FairnessStatus.OK
+class _Lists(NamedTuple):
+    """The per-metric arrays and verdicts of a batch as Python lists, ``[segment][metric or gap]``."""
+
+    testable: list[list[bool]]
+    has_interval: list[list[bool]]
+    lowest: list[list[int]]
+    highest: list[list[int]]
+    value_lowest: list[list[float]]
+    value_highest: list[list[float]]
+    difference: list[list[float]]
+    difference_low: list[list[float]]
+    difference_high: list[list[float]]
+    ratio_low: list[list[float]]
+    ratio_high: list[list[float]]
+    pair_confidence: list[list[float]]
+    gap_code: list[list[int]]
+    attribute_code: list[int]
 
 
-def _attribute(name: str, table: GroupCounts, config: FairnessConfig) -> AttributeFairness:
-    groups = table.groups
-    rows: list[list[int]] = table.counts.tolist()
-    metrics = _disparities(groups, rows, config)
-    gaps = {spec.name: _gap(spec, metrics, config) for spec in GAPS}
-    n = [row[N] for row in rows]
-    return AttributeFairness(
-        attribute=name,
-        status=_combine([g.status for g in gaps.values()]),
-        groups=groups,
-        group_n=dict(zip(groups, n)),
-        group_labelled=dict(zip(groups, [row[N_LABELLED] for row in rows])),
-        eligible=tuple(g for g, size in zip(groups, n) if size >= config.min_group_size),
-        metrics=metrics,
-        gaps=gaps,
-    )
+class _Batch:
+    """The arrays of one ``evaluate_fairness_many`` call, shared by its results until they are built.
+    Segment ``s`` is name ``s % len(names)`` of window ``s // len(names)``."""
 
+    def __init__(
+        self, counts_list: Sequence[FairnessCounts], config: FairnessConfig, names: tuple[str, ...]
+    ) -> None:
+        self.config = config
+        self.names = names
+        tables = [counts.tables[name] for counts in counts_list for name in names]
+        self.arrays = a = SegmentArrays(
+            tables,
+            min_group_size=config.min_group_size,
+            min_label_coverage=float(config.min_label_coverage),
+            confidence=float(config.confidence),
+            bonferroni=config.pairwise_correction == "bonferroni",
+        )
+        self.thresholds = [float(getattr(config, spec.threshold_field)) for spec in GAPS]
+        alert, decided = _verdicts(a, np.array(self.thresholds))
+        self.gap_code = _code(alert, decided)
+        # an attribute (a window) alerts when any of its gaps (attributes) does, and has insufficient data
+        # when all of them have
+        alert, decided = _any(alert), _any(decided)
+        self.attribute_code = _code(alert, decided)
+        per_window = (-1, len(names))
+        window_code = _code(_any(alert.reshape(per_window)), _any(decided.reshape(per_window)))
+        self.window_code: list[int] = window_code.tolist()
+        self.alerting: list[list[int]] = np.argwhere(self.gap_code == _ALERT).tolist()  # by segment, then gap
 
-def evaluate_fairness(counts: FairnessCounts, config: FairnessConfig) -> FairnessResult:
-    """One window's verdict over every attribute and intersection of ``config``."""
-    missing = [name for name in config.names if name not in counts.tables]
-    if missing:
-        raise InputError(f"the counts do not track {missing}; build them with config.empty_counts()")
-    attributes = {name: _attribute(name, counts.tables[name], config) for name in config.names}
-    alerts = tuple(
-        FairnessAlert(
-            attribute=name,
+    @cached_property
+    def lists(self) -> _Lists:
+        a = self.arrays
+        has_interval = a.testable & np.isfinite(a.difference_low) & np.isfinite(a.difference_high)
+        return _Lists(
+            a.testable.tolist(), has_interval.tolist(), a.ends[0].tolist(), a.ends[1].tolist(),
+            a.ends_value[0].tolist(), a.ends_value[1].tolist(), a.difference.tolist(),
+            a.difference_low.tolist(), a.difference_high.tolist(), a.ratio_low.tolist(), a.ratio_high.tolist(),
+            a.pair_confidence.tolist(), self.gap_code.tolist(), self.attribute_code.tolist(),
+        )  # fmt: skip
+
+    @cached_property
+    def _differences(self) -> list[list[float | None]]:
+        testable: list[list[bool]] = self.arrays.testable.tolist()
+        difference: list[list[float]] = self.arrays.difference.tolist()
+        return [[d if t else None for d, t in zip(ds, ts)] for ds, ts in zip(difference, testable)]
+
+    def result(self, window: int, counts: FairnessCounts, alerting: list[tuple[int, int]]) -> FairnessResult:
+        result = object.__new__(FairnessResult)
+        result.__dict__.update(
+            detector=DETECTOR_NAME,
+            status=_STATUS_OF[self.window_code[window]],
+            alerts=tuple(self.alert(s, j) for s, j in alerting),
+            n_window=counts.n_rows,
+            _lazy=(self, window),
+        )
+        return result
+
+    def alert(self, s: int, j: int) -> FairnessAlert:
+        gap = self.gap(s, j)
+        return FairnessAlert(
+            attribute=self.names[s % len(self.names)],
             metric=gap.name,
             based_on=gap.metric,
             worst=gap.worst or "",
@@ -700,15 +655,174 @@ def evaluate_fairness(counts: FairnessCounts, config: FairnessConfig) -> Fairnes
             interval=gap.interval or (math.nan, math.nan),
             threshold=gap.threshold,
         )
-        for name, attr in attributes.items()
-        for gap in attr.gaps.values()
-        if gap.status == FairnessStatus.ALERT
-    )
-    return FairnessResult(
-        detector=DETECTOR_NAME,
-        status=_combine([a.status for a in attributes.values()]),
-        attributes=attributes,
-        alerts=alerts,
-        n_window=counts.n_rows,
-        config=config.to_dict(),
-    )
+
+    def differences(self, window: int) -> dict[str, dict[str, float | None]]:
+        rows, s0 = self._differences, window * len(self.names)
+        return {name: dict(zip(METRICS, rows[s])) for s, name in enumerate(self.names, s0)}
+
+    def _worst_best(self, s: int, m: int) -> tuple[str, str]:
+        groups = self.arrays.tables[s].groups
+        lowest, highest = groups[self.lists.lowest[s][m]], groups[self.lists.highest[s][m]]
+        return (highest, lowest) if METRICS[m] in HIGHER_IS_WORSE else (lowest, highest)
+
+    def gap(self, s: int, j: int) -> Gap:
+        """Gap ``j`` of segment ``s``: the verdict from the arrays, the numbers picked as the docstring says."""
+        lists, spec, threshold = self.lists, GAPS[j], self.thresholds[j]
+        status = _STATUS_OF[lists.gap_code[s][j]]
+        if spec.kind == "ratio":
+            m = _METRIC_INDEX[spec.metrics[0]]
+            if not lists.testable[s][m]:
+                return _new_gap(spec.name, METRICS[m], spec.kind, None, None, threshold, status, None, None)
+            value = _ratio(lists.value_lowest[s][m], lists.value_highest[s][m])
+            interval = _bounds(lists.ratio_low[s][m], lists.ratio_high[s][m])
+            worst, best = self._worst_best(s, m)
+            return _new_gap(spec.name, METRICS[m], spec.kind, value, interval, threshold, status, worst, best)
+        parts = [_METRIC_INDEX[metric] for metric in spec.metrics]
+        tested = [m for m in parts if lists.has_interval[s][m]]
+        if not tested:
+            return _new_gap(spec.name, spec.metrics[0], spec.kind, None, None, threshold, status, None, None)
+        lows, highs, differences = lists.difference_low[s], lists.difference_high[s], lists.difference[s]
+        # the largest lower and upper bounds and the largest gap, each the first of equals (as max() keeps)
+        by_low = by_value = tested[0]
+        low, high, value = lows[by_low], highs[by_low], differences[by_low] or 0.0
+        for m in tested[1:]:
+            if lows[m] > low:
+                low, by_low = lows[m], m
+            high = max(high, highs[m])
+            if (differences[m] or 0.0) > value:
+                value, by_value = differences[m] or 0.0, m
+        if len(tested) < len(parts):
+            high = 1.0  # a difference of two rates is at most 1: the bound when one cannot be tested
+        # the deciding rate: the one whose interval clears the threshold by most, else the larger gap
+        worst, best = self._worst_best(s, by_low if status is FairnessStatus.ALERT else by_value)
+        metric = METRICS[by_low if status is FairnessStatus.ALERT else by_value]
+        return _new_gap(spec.name, metric, spec.kind, value, (low, high), threshold, status, worst, best)
+
+    def attributes(self, window: int) -> dict[str, AttributeFairness]:
+        """The window's per-attribute objects, from the arrays sliced to the window, then made lists."""
+        a, lists, names = self.arrays, self.lists, self.names
+        s0 = window * len(names)
+        mine = slice(s0, s0 + len(names))
+        w_low, w_high = a.group_intervals
+        successes, trials = a.successes_trials[:, :, :_K], a.successes_trials[:, :, _K:]
+        # [attribute][metric][group]: a metric's groups are read one after the other
+        per_group = [
+            x[mine].transpose(0, 2, 1).tolist() for x in (a.values, successes, trials, a.eligible, w_low, w_high)
+        ]
+        overall = a.overall[mine].tolist()
+        min_size = self.config.min_group_size
+        out: dict[str, AttributeFairness] = {}
+        for i, name in enumerate(names):
+            s = s0 + i
+            table = a.tables[s]
+            groups = table.groups
+            metrics: dict[str, Disparity] = {}
+            for m, metric in enumerate(METRICS):
+                over = _finite(overall[i][m])
+                if groups:
+                    metrics[metric] = self._disparity(s, m, groups, over, *(x[i][m] for x in per_group))
+                else:  # an empty window
+                    metrics[metric] = _no_groups(metric, over)
+            rows: list[list[int]] = table.counts.tolist()
+            n = [row[N] for row in rows]
+            out[name] = AttributeFairness(
+                attribute=name,
+                status=_STATUS_OF[lists.attribute_code[s]],
+                groups=groups,
+                group_n=dict(zip(groups, n)),
+                group_labelled=dict(zip(groups, [row[N_LABELLED] for row in rows])),
+                eligible=tuple(g for g, size in zip(groups, n) if size >= min_size),
+                metrics=metrics,
+                gaps={spec.name: self.gap(s, j) for j, spec in enumerate(GAPS)},
+            )
+        return out
+
+    def _disparity(
+        self,
+        s: int,
+        m: int,
+        groups: tuple[str, ...],
+        overall: float | None,
+        values: list[float],
+        successes: list[int],
+        trials: list[int],
+        eligible: list[bool],
+        lows: list[float],
+        highs: list[float],
+    ) -> Disparity:
+        """Metric ``m`` of segment ``s``; the lists are over its groups (and the padding after them)."""
+        isfinite, isnan, inf = math.isfinite, math.isnan, math.inf
+        by_group: dict[str, GroupMetric] = {}
+        eligible_groups: list[str] = []
+        # fairlearn's extremes over every group with a value (not NaN; successes without trials give +inf,
+        # and index 0 stays the lowest when every value is +inf): the first lowest, the last highest
+        all_lo = all_hi = 0
+        any_value = False
+        min_all, max_all = inf, -inf
+        columns = zip(groups, values, successes, trials, eligible, lows, highs)
+        for j, (g, value, x, n, e, low, high) in enumerate(columns):
+            interval = (low, high) if isfinite(low) and isfinite(high) else None  # no trials: NaN bounds
+            if isnan(value):
+                by_group[g] = _new_group_metric(None, x, n, interval, False)
+                continue
+            any_value = True
+            if value < min_all:
+                all_lo, min_all = j, value
+            if value >= max_all:
+                all_hi, max_all = j, value
+            if e:
+                eligible_groups.append(g)
+            by_group[g] = _new_group_metric(value if isfinite(value) else None, x, n, interval, e)
+        lists = self.lists
+        # lowest, highest, difference and its interval, ratio and its interval, pair confidence
+        tested: tuple[str | None, str | None, float | None, Interval | None, float | None, Interval | None,
+                      float | None]  # fmt: skip
+        if lists.testable[s][m]:
+            tested = (
+                groups[lists.lowest[s][m]],
+                groups[lists.highest[s][m]],
+                lists.difference[s][m],
+                _bounds(lists.difference_low[s][m], lists.difference_high[s][m]),
+                _ratio(lists.value_lowest[s][m], lists.value_highest[s][m]),
+                _bounds(lists.ratio_low[s][m], lists.ratio_high[s][m]),
+                lists.pair_confidence[s][m],
+            )
+        else:
+            tested = (None,) * 7
+        all_groups: tuple[float | None, float | None]
+        if any_value:
+            v_lo, v_hi = values[all_lo], values[all_hi]
+            all_groups = (v_hi - v_lo, _ratio(v_lo, v_hi))
+        else:
+            all_groups = (None, None)
+        return _new_disparity(METRICS[m], overall, by_group, tuple(eligible_groups), *tested, *all_groups)
+
+
+def evaluate_fairness(counts: FairnessCounts, config: FairnessConfig) -> FairnessResult:
+    """One window's verdict over every attribute and intersection of ``config``."""
+    return evaluate_fairness_many([counts], config)[0]
+
+
+def evaluate_fairness_many(
+    counts_list: Sequence[FairnessCounts], config: FairnessConfig
+) -> list[FairnessResult]:
+    """``evaluate_fairness`` of each window, the numbers of all of them in one pass of numpy arrays.
+
+    A sliding window closes ~10 windows per batch of events; one pass over their stacked groups costs
+    little more than one window's. Each result equals ``evaluate_fairness`` of that window alone, bit for
+    bit (every number is taken elementwise; tests/detectors/test_fairness_many.py), and builds its
+    per-group objects only when they are read (``FairnessResult``).
+    """
+    names = config.names
+    counts_list = list(counts_list)  # read twice
+    for counts in counts_list:
+        missing = [name for name in names if name not in counts.tables]
+        if missing:
+            raise InputError(f"the counts do not track {missing}; build them with config.empty_counts()")
+    if not counts_list:
+        return []
+    batch = _Batch(counts_list, config, names)
+    alerting: list[list[tuple[int, int]]] = [[] for _ in counts_list]
+    for s, j in batch.alerting:
+        alerting[s // len(names)].append((s, j))
+    return [batch.result(w, counts, alerting[w]) for w, counts in enumerate(counts_list)]

@@ -9,14 +9,15 @@
   method="log-adjusted")`` (statsmodels' default for ratios).
 
 ``wilson_interval``, ``newcombe_difference`` and ``katz_ratio`` are vectorised over numpy arrays of counts
-(and of confidence levels). A proportion with no trials has no interval: its bounds are NaN, and so are
-those of any difference or ratio it takes part in.
+(and of confidence levels); ``wilson_arrays`` is ``wilson_interval`` at a given z. A proportion with no
+trials has no interval: its bounds are NaN, and so are those of any difference or ratio it takes part in.
 
-``z_scalar``, ``wilson_bounds``, ``newcombe_bounds`` and ``katz_bounds`` compute the same on Python numbers,
-for the detector's few groups, where numpy's per-call cost is most of the time: the same IEEE operations in
-the same order give the same bits (``+ - * /`` and the square root are correctly rounded in both, and
-numpy's ``x ** 2`` is ``x * x``). ``katz_bounds`` still takes its logarithms and exponentials from numpy:
-``np.log`` and ``np.exp`` can differ from ``math.log`` and ``math.exp`` in the last bit.
+``z_scalar``, ``wilson_bounds``, ``newcombe_bounds`` and ``katz_bounds`` compute the same on Python numbers:
+the same IEEE operations in the same order give the same bits (``+ - * /`` and the square root are
+correctly rounded in both, and numpy's ``x ** 2`` is ``x * x``). ``katz_bounds`` still takes its logarithms
+and exponentials from numpy: ``np.log`` and ``np.exp`` can differ from ``math.log`` and ``math.exp`` in the
+last bit. The detector computes its intervals for many windows at once in ``batch``, with these operations
+in this order on arrays.
 """
 
 from __future__ import annotations
@@ -95,7 +96,17 @@ def wilson_interval(
     successes: npt.ArrayLike, trials: npt.ArrayLike, confidence: npt.ArrayLike = 0.95
 ) -> tuple[FloatArray, FloatArray]:
     x, n = _floats(successes, trials)
-    z = z_value(confidence)
+    return wilson_arrays(x, n, z_value(confidence))
+
+
+def wilson_arrays(
+    successes: npt.ArrayLike, trials: npt.ArrayLike, z: float | FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """``wilson_interval`` at ``z = z_value(confidence)``, elementwise over broadcast arrays.
+
+    Integer counts may be passed as they are: numpy divides them as float64, as Python divides ints.
+    """
+    x, n = np.asarray(successes), np.asarray(trials)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = x / n
         z2n = z * z / n

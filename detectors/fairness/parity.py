@@ -63,22 +63,45 @@ class MetricCounts:
     values: FloatArray  # fairlearn's value: successes / trials, with the zero-trial conventions above
 
 
+# every metric's successes and trials are sums of COLUMNS counts: ``counts @ _WEIGHTS`` gives all ten at once
+# (successes in the order of METRICS, then trials), exactly (integer arithmetic)
+_SUCCESSES = ((N_PRED_POS,), (TP,), (FP,), (TP,), (TP, TN))
+_TRIALS = ((N,), (TP, FN), (FP, TN), (TP, FP), (N_LABELLED,))
+
+
+def _weights() -> IntArray:
+    weights = np.zeros((7, 2 * len(METRICS)), dtype=np.int64)
+    for m, (successes, trials) in enumerate(zip(_SUCCESSES, _TRIALS)):
+        weights[list(successes), m] = 1
+        weights[list(trials), len(METRICS) + m] = 1
+    return weights
+
+
+_WEIGHTS = _weights()
+_IS_LABEL: BoolArray = np.array([m in LABEL_METRICS for m in METRICS])
+
+
+def proportions(counts: IntArray) -> tuple[IntArray, FloatArray]:
+    """Successes and trials (``[..., :5]`` and ``[..., 5:]`` of the first array) and values of every metric,
+    in the order of ``METRICS``, for counts with ``COLUMNS`` on their last axis; the metrics go last."""
+    successes_trials: IntArray = counts @ _WEIGHTS
+    successes, trials = successes_trials[..., : len(METRICS)], successes_trials[..., len(METRICS) :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values: FloatArray = successes / trials
+    # scikit-learn's 0/0 -> 0.0 for a group that has labelled rows, but none in this metric's denominator
+    zero = (trials == 0) & (counts[..., N_LABELLED, None] > 0) & _IS_LABEL
+    values[zero] = 0.0
+    return successes_trials, values
+
+
 def metric_table(table: npt.ArrayLike) -> tuple[IntArray, IntArray, FloatArray]:
     """Successes, trials and values of every metric (rows, in the order of ``METRICS``) for every group.
 
     ``table``: rows of ``COLUMNS`` counts, one per group (a ``GroupCounts.counts``).
     """
-    t = np.asarray(table, dtype=np.int64).reshape(-1, 7).T
-    tp, fp, tn, fn, labelled = t[TP], t[FP], t[TN], t[FN], t[N_LABELLED]
-    successes = np.stack([t[N_PRED_POS], tp, fp, tp, tp + tn])
-    trials = np.stack([t[N], tp + fn, fp + tn, tp + fp, labelled])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = successes / trials
-    # scikit-learn's 0/0 -> 0.0 for a group that has labelled rows, but none in this metric's denominator
-    zero = (trials == 0) & (labelled > 0)[None, :]
-    zero[0] = False  # the selection rate is not a label metric
-    values[zero] = 0.0
-    return successes, trials, values
+    successes_trials, values = proportions(np.asarray(table, dtype=np.int64).reshape(-1, 7))
+    k = len(METRICS)
+    return successes_trials[:, :k].T, successes_trials[:, k:].T, values.T
 
 
 def metric_counts(table: npt.ArrayLike, metric: str) -> MetricCounts:
