@@ -156,6 +156,7 @@ class _Segment:
     sketch: WindowSketch
     pred: WindowSketch | None
     type_errors: dict[str, int]
+    fair: FairnessCounts | None  # the segment's predictions per sensitive group
 
 
 @dataclass
@@ -323,18 +324,21 @@ class ModelStream:
         if type_errors:  # rare: count them per segment
             bad_kinds = {k: kinds[k] for k in type_errors}
             errors = [to_columns(rows[a:b], bad_kinds)[1] for a, b in pairwise(bounds)]
-        return [_Segment(sk, pk, te) for sk, pk, te in zip(sketches, preds, errors, strict=True)]
+        fair: list[FairnessCounts | None] = [None] * len(sketches)
+        attrs = self.s.get("sensitive") or []
+        if attrs:  # the batch's groups coded once, every segment counted in one pass
+            groups = {a: np.array([_as_category(e.sensitive.get(a)) for _, e in items], dtype=object) for a in attrs}
+            y_pred = np.array([_as_category(e.prediction.label) in POSITIVE_LABELS for _, e in items], dtype=np.int64)
+            fair = list(FairnessCounts.empty(attrs).of_segments(groups, y_pred, bounds))
+        return [_Segment(sk, pk, te, fc) for sk, pk, te, fc in zip(sketches, preds, errors, fair, strict=True)]
 
     def _update(self, w: WindowAcc, chunk: Sequence[tuple[Record, PredictionEvent]], seg: _Segment) -> None:
         w.sketch = seg.sketch if w.sketch is None else w.sketch.merge(seg.sketch)
         if seg.pred is not None:
             w.pred = seg.pred if w.pred is None else w.pred.merge(seg.pred)
         w.n += len(chunk)
-        attrs = self.s.get("sensitive") or []
-        if attrs:
-            groups = {a: np.array([_as_category(e.sensitive.get(a)) for _, e in chunk], dtype=object) for a in attrs}
-            y_pred = np.array([_as_category(e.prediction.label) in POSITIVE_LABELS for _, e in chunk], dtype=np.int64)
-            w.fair = (w.fair or FairnessCounts.empty(attrs)).update(groups, y_pred)
+        if seg.fair is not None:  # the attributes are fixed before the first window opens (warm-up or traffic)
+            w.fair = seg.fair if w.fair is None else w.fair.merge(seg.fair)
         for name, k in seg.type_errors.items():
             w.type_errors[name] = w.type_errors.get(name, 0) + k
         times = [e.occurred_at for _, e in chunk]

@@ -246,6 +246,69 @@ class FairnessCounts:
             )
         return _fairness_counts(self.attributes, self.intersections, rows, tables)
 
+    def of_segments(
+        self,
+        groups: Mapping[str, npt.ArrayLike],
+        y_pred: npt.ArrayLike,
+        bounds: Sequence[int],
+        y_true: npt.ArrayLike | None = None,
+    ) -> list[FairnessCounts]:
+        """The counts of each row segment ``bounds[i]:bounds[i + 1]`` of one batch, each equal to
+        ``self.empty_like().update(segment)``: the batch's groups are coded once and every segment's table
+        comes from one bincount (a sliding window cuts each batch into ~10 panes). ``bounds`` must be
+        non-decreasing and within the batch's rows."""
+        cells, rows = _cells(y_pred, y_true)
+        b = np.asarray(bounds, dtype=np.intp)
+        if b.ndim != 1 or b.size == 0 or b[0] < 0 or b[-1] > rows or np.any(np.diff(b) < 0):
+            raise InputError(f"bounds must be non-decreasing within [0, {rows}], got {list(bounds)!r}")
+        n_seg = b.size - 1
+        lo, hi = int(b[0]), int(b[-1])
+        seg = np.repeat(np.arange(n_seg, dtype=np.int64), np.diff(b))
+        cells = cells[lo:hi]
+        coded: dict[str, tuple[tuple[str, ...], IntArray]] = {}
+        absent = set()
+        for name in self.attributes:
+            column = groups.get(name)
+            if column is None:
+                coded[name] = ((MISSING,), np.zeros(hi - lo, dtype=np.int64))
+                absent.add(name)
+                continue
+            labels, codes = encode_groups(column)
+            if codes.size != rows:
+                raise InputError(f"attribute {name!r} has {codes.size} rows, y_pred {rows}")
+            coded[name] = (labels, codes[lo:hi])  # groups of ignored rows have no row in any segment: dropped below
+        for a, c in self.intersections:
+            (labels_a, codes_a), (labels_b, codes_b) = coded[a], coded[c]
+            pair_codes, codes = np.unique(codes_a * len(labels_b) + codes_b, return_inverse=True)
+            labels = tuple(
+                intersection_label(labels_a[p // len(labels_b)], labels_b[p % len(labels_b)])
+                for p in pair_codes.tolist()
+            )
+            coded[intersection_name(a, c)] = (labels, codes.ravel())
+        per_name: dict[str, list[GroupCounts]] = {}
+        for name, (labels, codes) in coded.items():
+            tables = _tabulate(seg * len(labels) + codes, n_seg * len(labels), cells).reshape(
+                n_seg, len(labels), len(COLUMNS)
+            )
+            # a segment names only the groups it has rows of (as update does); an absent column names its one
+            # MISSING group even in an empty segment
+            present = (tables[:, :, 0] > 0).tolist() if name not in absent else [[True]] * n_seg
+            out = []
+            for s, keep in enumerate(present):
+                if all(keep):
+                    out.append(_group_counts(labels, _frozen(tables[s])))
+                else:
+                    at = [i for i, k in enumerate(keep) if k]
+                    out.append(_group_counts(tuple(labels[i] for i in at), _frozen(tables[s][at])))
+            per_name[name] = out
+        sizes = np.diff(b).tolist()
+        return [
+            _fairness_counts(
+                self.attributes, self.intersections, sizes[s], {name: per_name[name][s] for name in self.names}
+            )
+            for s in range(n_seg)
+        ]
+
     def merge(self, other: FairnessCounts) -> FairnessCounts:
         if other.attributes != self.attributes or other.intersections != self.intersections:
             raise ConfigError("cannot merge counts of different attributes or intersections")
