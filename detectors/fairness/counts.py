@@ -219,32 +219,7 @@ class FairnessCounts:
     def _of_batch(
         self, groups: Mapping[str, npt.ArrayLike], y_pred: npt.ArrayLike, y_true: npt.ArrayLike | None
     ) -> FairnessCounts:
-        cells, rows = _cells(y_pred, y_true)
-        coded: dict[str, tuple[tuple[str, ...], IntArray]] = {}
-        for name in self.attributes:
-            column = groups.get(name)
-            if column is None:
-                coded[name] = ((MISSING,), np.zeros(rows, dtype=np.int64))
-                continue
-            labels, codes = encode_groups(column)
-            if codes.size != rows:
-                raise InputError(f"attribute {name!r} has {codes.size} rows, y_pred {rows}")
-            coded[name] = (labels, codes)
-        tables = {
-            name: _group_counts(labels, _frozen(_tabulate(codes, len(labels), cells)))
-            for name, (labels, codes) in coded.items()
-        }
-        for a, b in self.intersections:
-            (labels_a, codes_a), (labels_b, codes_b) = coded[a], coded[b]
-            pair_codes, codes = np.unique(codes_a * len(labels_b) + codes_b, return_inverse=True)
-            labels = tuple(
-                intersection_label(labels_a[c // len(labels_b)], labels_b[c % len(labels_b)])
-                for c in pair_codes.tolist()
-            )
-            tables[intersection_name(a, b)] = _group_counts(
-                labels, _frozen(_tabulate(codes.ravel(), len(labels), cells))
-            )
-        return _fairness_counts(self.attributes, self.intersections, rows, tables)
+        return self.of_segments(groups, y_pred, [0, int(np.size(y_pred))], y_true)[0]
 
     def of_segments(
         self,
