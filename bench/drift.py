@@ -3,6 +3,8 @@
     .venv/bin/python bench/drift.py             # ~10-15 minutes; prints and writes docs/drift.md
     .venv/bin/python bench/drift.py --quick     # ~2-3 minutes, fewer repetitions and windows
     .venv/bin/python bench/drift.py --no-write  # print only
+    .venv/bin/python bench/drift.py --parts 2 --stream-reps 20 --stream-windows 1000 --no-write
+                                                # the stream layer alone, more runs (never written)
 
 Data: 20 numeric features (16 normal with different means and scales, 4 log-normal) and 3 categorical ones
 (a 50/50 pair, a 50/30/20 triple and a 5-way country mix), drawn with seeded numpy generators.
@@ -798,7 +800,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and windows (~2-3 minutes)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/drift.md alone")
     parser.add_argument("--parts", default="123", help="which parts to run, e.g. 13")
+    parser.add_argument("--stream-reps", type=int, help="runs of each kind in the stream layer (default 7)")
+    parser.add_argument("--stream-windows", help="the stream layer's window sizes, e.g. 1000,2000")
     args = parser.parse_args()
+    stream_reps, stream_windows = args.stream_reps, args.stream_windows
     full = not args.quick
     args.sizes = [1_000, 10_000, 100_000]
     args.verdict_rows = 10_000
@@ -812,6 +817,10 @@ def main() -> None:
     args.stream_events = 20_000 if full else 4_000  # SQLite checkpoints land in one run or the other: long runs
     args.stream_windows = [1_000, 2_000, 10_000] if full else [1_000]
     args.stream_reps = 7 if full else 2  # this machine is noisy: the worker's rates vary by ~30 % run to run
+    if stream_reps is not None:  # more runs narrow the noise (the figures are then not written into the docs)
+        args.stream_reps = stream_reps
+    if stream_windows is not None:
+        args.stream_windows = [int(w) for w in stream_windows.split(",")]
     args.references = 20 if full else 4
     from streams.model_stream import StreamConfig
 
@@ -847,7 +856,7 @@ def main() -> None:
     )
     text = head + "\n\n" + "\n\n".join(f"### {title}\n\n{body}" for title, body in blocks)
     print_and_write(DOC, "drift", text, title="Drift detection", heading="Benchmarks",
-            write=not args.no_write and args.parts == "123")
+            write=not args.no_write and args.parts == "123" and stream_reps is None and stream_windows is None)
 
 
 if __name__ == "__main__":
