@@ -109,6 +109,7 @@ from detectors.drift.ks import ASYMPTOTIC_MIN_N, effective_n, ks_pvalue, ks_pval
 from detectors.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from detectors.drift.psi import EPSILON
 from detectors.drift.sketch import StackedSketches, WindowSketch
+from detectors.drift.sketch import _layout as sketch_layout
 from detectors.drift.wasserstein import NORM_FLOOR, bin_positions
 
 DETECTOR_NAME = "drift.features"
@@ -293,12 +294,15 @@ _STACKS: weakref.WeakKeyDictionary[ReferenceProfile, _Stacks] = weakref.WeakKeyD
 def _stacks(profile: ReferenceProfile) -> _Stacks:
     stacks = _STACKS.get(profile)
     if stacks is None:
-        numeric = {n: fp for n, fp in profile.features.items() if isinstance(fp, NumericProfile)}
-        categorical = {n: fp for n, fp in profile.features.items() if isinstance(fp, CategoricalProfile)}
-        row = {name: i for i, name in enumerate(numeric)} | {name: i for i, name in enumerate(categorical)}
+        # the packed sketches' layout: a feature's row here is its column in StackedSketches
+        packed = sketch_layout(profile)
+        feats = profile.features
+        numeric = {n: fp for n in packed.numeric if isinstance(fp := feats[n], NumericProfile)}
+        categorical = {n: fp for n in packed.categorical if isinstance(fp := feats[n], CategoricalProfile)}
         layout = tuple(
-            (name, NUMERIC if name in numeric else CATEGORICAL, fp.n, row[name], _rate(fp.missing, fp.n + fp.missing))
-            for name, fp in profile.features.items()
+            (name, NUMERIC if is_numeric else CATEGORICAL, feats[name].n, row,
+             _rate(feats[name].missing, feats[name].n + feats[name].missing))
+            for name, is_numeric, row in packed.order
         )  # fmt: skip
         stacks = _Stacks(_NumericStack.build(numeric), _CategoricalStack.build(categorical), layout)
         _STACKS[profile] = stacks

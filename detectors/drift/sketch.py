@@ -693,14 +693,11 @@ class WindowSketch:
     def merge(self, other: WindowSketch) -> WindowSketch:
         if other.profile.fingerprint != self.profile.fingerprint:
             raise ProfileMismatchError("cannot merge sketches of different reference profiles")
-        layout = _layout(self.profile)
-        mine = self._packed_form()
-        theirs = other._packed if other._packed is not None else _pack(layout, other.features)
         return WindowSketch(
             profile=self.profile,
             n_rows=self.n_rows + other.n_rows,
             unknown_features=self.unknown_features | other.unknown_features,
-            packed=_merge_packed(layout, mine, theirs),
+            packed=_merge_packed(_layout(self.profile), self._packed_form(), other._packed_form()),
         )
 
     def to_dict(self) -> dict[str, Any]:
