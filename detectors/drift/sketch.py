@@ -128,7 +128,9 @@ def _add_unseen(
     tracked: Mapping[str, int], untracked: int, new: Iterable[tuple[str, int]]
 ) -> tuple[dict[str, int], int]:
     out = dict(tracked)
-    for name, count in new:
+    # most frequent first, then by name: which names stay tracked once the limit is reached must not depend
+    # on the order a mapping holds them in (a stored sketch loads them sorted by name)
+    for name, count in sorted(new, key=lambda kv: (-kv[1], kv[0])):
         if name in out or len(out) < MAX_TRACKED_UNSEEN:
             out[name] = out.get(name, 0) + count
         else:

@@ -214,3 +214,19 @@ def test_drift_reads_the_packed_counts_as_the_windows_hold_them(
                 assert score.extra["unseen_count"] == win.unseen_count
                 assert score.extra["unseen_categories"] == dict(win.unseen)
                 assert score.extra["unseen_share"] == (win.unseen_count / win.count if win.count else None)
+                assert score.extra["unseen_share"] == (win.unseen_count / win.count if win.count else None)
+
+
+def test_which_unseen_names_stay_tracked_does_not_depend_on_their_order() -> None:
+    """Found by hypothesis: past the tracking limit, a merge kept the names in the order the other side's
+    mapping held them, and a stored sketch loads them sorted by name, so a restarted worker named other
+    categories than one that had not restarted. Names now enter most frequent first, then by name."""
+    profile = build_profile({"f": np.array(["a"] * 10, dtype=object)}, {"f": "categorical"})
+    left = WindowSketch.of_segments(profile, {"f": np.array(["c"], dtype=object)}, [0, 1])[0]
+    right = WindowSketch.of_segments(profile, {"f": np.array(["a", "a", "b", "d", "d"], dtype=object)}, [0, 5])[0]
+    with mock.patch.object(sketch_module, "MAX_TRACKED_UNSEEN", 2):
+        fresh = left.merge(right).features["f"]
+        restarted = _unpacked(left).merge(_unpacked(right)).features["f"]
+        by_feature = _unpacked(left).features["f"].add(right.features["f"])  # type: ignore[arg-type]
+    for window in (fresh, restarted, by_feature):
+        assert dict(window.unseen) == {"c": 1, "d": 2} and window.unseen_untracked == 1  # type: ignore[union-attr]
