@@ -3,9 +3,9 @@
 ``TumblingWindows`` and ``SlidingPanes`` keep windows as the stream layer does, without its JSON state and
 storage. A sliding window of ``window`` rows with step ``window / panes`` is kept as ``panes`` tumbling
 "pane" sketches: each batch is cut at the pane boundaries and sketched in one pass
-(``WindowSketch.of_segments``), the first part completing the current pane; a full pane joins the worker's
-``streams.window_state.SlidingAggregate`` (about three ``WindowSketch.merge`` calls per step, whatever the
-number of panes) and, once it holds ``panes`` panes, their merge is evaluated. Counts are exact, so every
+(``WindowSketch.of_segments``), the first part completing the current pane; the windows a batch closes
+(each the last ``panes`` full panes) are merged together as the worker does (``WindowSketch.merge_runs``:
+``panes - 1`` array additions for all of them) and evaluated. Counts are exact, so every
 ``panes``-th sliding result equals the tumbling window over the same rows. ``sliding_evaluate`` is the naive
 form (merge every pane at every step), kept to check the aggregate against.
 """
@@ -38,7 +38,6 @@ from detectors.drift import (
     evaluate_drift,
     evaluate_drift_many,
 )
-from streams.window_state import SlidingAggregate
 
 Columns = Mapping[str, npt.NDArray[Any]]
 
@@ -169,28 +168,27 @@ class SlidingPanes:
             raise ValueError(f"window ({window}) must be a multiple of panes ({panes})")
         self.profile, self.config = profile, config
         self.step = window // panes
-        self.agg: SlidingAggregate[WindowSketch] = SlidingAggregate(panes)
+        self.panes = panes
+        self.ring: list[WindowSketch] = []  # the last full panes, at most ``panes`` of them
         self.current = WindowSketch.empty(profile)
-
-    @property
-    def ring(self) -> list[WindowSketch]:
-        return self.agg.panes
 
     def feed(self, columns: Columns, rows: int) -> list[DriftResult]:
         """The batch is cut at the pane boundaries and sketched in one pass (``WindowSketch.of_segments``); the
-        windows it closes are evaluated together (``evaluate_drift_many``), as the worker does."""
-        closed = []
+        windows it closes are merged (``WindowSketch.merge_runs``) and evaluated together
+        (``evaluate_drift_many``), as the worker does."""
         bounds = [0]
         while bounds[-1] < rows:
             room = self.step - (self.current.n_rows if len(bounds) == 1 else 0)
             bounds.append(min(rows, bounds[-1] + room))
+        known = len(self.ring)
         for part in WindowSketch.of_segments(self.profile, columns, bounds):
             self.current = self.current.merge(part) if self.current.n_rows else part
             if self.current.n_rows >= self.step:
-                merged = self.agg.push(self.current)
+                self.ring.append(self.current)
                 self.current = WindowSketch.empty(self.profile)
-                if merged is not None:
-                    closed.append(merged)
+        ends = [j for j in range(known, len(self.ring)) if j + 1 >= self.panes]
+        closed = WindowSketch.merge_runs(self.ring, self.panes, ends)
+        self.ring = self.ring[-self.panes :]
         return evaluate_drift_many(self.profile, closed, self.config)
 
 

@@ -59,7 +59,6 @@ from _common import (
 )
 
 from detectors.drift import FeatureDriftConfig, ReferenceProfile, WindowSketch, build_profile, evaluate_drift
-from streams.window_state import SlidingAggregate
 
 DOC = ROOT / "docs" / "drift.md"
 CONFIG = FeatureDriftConfig()  # the defaults the worker runs with
@@ -415,8 +414,8 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             f"One quiet stream of {args.stream_rows:,} rows in batches of {args.batch} rows (reference "
             f"{args.reference_rows:,} rows, 23 features). Tumbling: update the window's sketch with each batch, "
             "evaluate every `window` rows. Sliding: fill the current pane (window / 10 rows), and at every step "
-            "merge the last 10 panes as the worker does (`streams.window_state.SlidingAggregate`: about three "
-            "`WindowSketch.merge` calls per step) and evaluate the windows a batch closed together "
+            "merge the last 10 panes as the worker does (`WindowSketch.merge_runs`: the windows a batch closes are "
+            "merged together, 9 array additions for all of them) and evaluate them together "
             "(`evaluate_drift_many`; `SlidingPanes` in `bench/_common.py`; a batch is "
             f"sketched once, cut at the pane boundaries, by `WindowSketch.of_segments`). Events/s are medians of {args.sliding_reps} interleaved runs of each, per CPU second of the process."
         ),
@@ -459,10 +458,8 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         pane_cols = {k: v[:step] for k, v in stream.items()}
         upd, _ = median_seconds(lambda: WindowSketch.empty(profile).update(pane_cols), 15)  # noqa: B023
 
-        def ten_steps(panes: list[WindowSketch] = ring) -> None:
-            agg: SlidingAggregate[WindowSketch] = SlidingAggregate(len(panes), panes)
-            for p in panes:
-                agg.push(p)
+        def ten_steps(panes: list[WindowSketch] = ring) -> None:  # the 10 windows of one 1,000-row batch
+            WindowSketch.merge_runs(panes + panes, len(panes), list(range(len(panes), 2 * len(panes))))
 
         mrg, _ = median_seconds(ten_steps, 15)
         mrg /= len(ring)

@@ -284,6 +284,31 @@ class FairnessCounts:
             for s in range(n_seg)
         ]
 
+    @classmethod
+    def merge_runs(cls, counts: Sequence[FairnessCounts], k: int, ends: Sequence[int]) -> list[FairnessCounts]:
+        """For each ``j`` in ``ends``, ``functools.reduce(FairnessCounts.merge, counts[j + 1 - k : j + 1])``,
+        equal to it (counts, groups and their order), for all the runs at once: a sliding window of ``k``
+        panes closes once per pane."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if any(j + 1 < k or j >= len(counts) for j in ends):
+            raise ValueError(f"every end must be in [{k - 1}, {len(counts) - 1}], got {list(ends)!r}")
+        if not ends:
+            return []
+        first = counts[0]
+        if any(c.attributes != first.attributes or c.intersections != first.intersections for c in counts):
+            raise ConfigError("cannot merge counts of different attributes or intersections")
+        firsts = [j + 1 - k for j in ends]
+        per_name = {name: _add_runs([c.tables[name] for c in counts], k, firsts) for name in first.names}
+        rows = [c.n_rows for c in counts]
+        return [
+            _fairness_counts(
+                first.attributes, first.intersections, sum(rows[f : f + k]),
+                {name: per_name[name][w] for name in first.names},
+            )
+            for w, f in enumerate(firsts)
+        ]  # fmt: skip
+
     def merge(self, other: FairnessCounts) -> FairnessCounts:
         if other.attributes != self.attributes or other.intersections != self.intersections:
             raise ConfigError("cannot merge counts of different attributes or intersections")
@@ -311,6 +336,49 @@ class FairnessCounts:
             tables={name: GroupCounts.from_dict(t) for name, t in data["tables"].items()},
         )
 
+
+
+def _add_runs(tables: Sequence[GroupCounts], k: int, firsts: Sequence[int]) -> list[GroupCounts]:
+    """``functools.reduce(GroupCounts.add, tables[f : f + k])`` for each ``f`` in ``firsts``. ``add`` keeps
+    the groups (and their order) when both sides name the same ones and skips an empty side; otherwise its
+    groups are the sorted union. So a run's groups are its one distinct non-empty tuple if it has one, else
+    the sorted union of what its tables name."""
+    groups = tables[0].groups
+    if all(t.groups == groups for t in tables):  # the usual case: every pane saw the same groups
+        stack = np.stack([t.counts for t in tables])
+        sums = _fold(stack, k, firsts)
+        sums.flags.writeable = False
+        return [_group_counts(groups, sums[w]) for w in range(len(firsts))]
+    union = tuple(sorted({g for t in tables for g in t.groups}))
+    index = {g: i for i, g in enumerate(union)}
+    full = np.zeros((len(tables), len(union), len(COLUMNS)), dtype=np.int64)
+    named = np.zeros((len(tables), len(union)), dtype=bool)
+    for p, t in enumerate(tables):
+        at = [index[g] for g in t.groups]
+        full[p, at] = t.counts
+        named[p, at] = True
+    sums = _fold(full, k, firsts)
+    present = _fold(named, k, firsts)  # bool adds are ors
+    out = []
+    for w, f in enumerate(firsts):
+        distinct = {t.groups for t in tables[f : f + k] if t.groups}
+        if len(distinct) == 1:
+            (mine,) = distinct
+            out.append(_group_counts(mine, _frozen(sums[w][[index[g] for g in mine]])))
+        else:
+            keep = present[w]
+            out.append(_group_counts(tuple(g for g, kept in zip(union, keep.tolist(), strict=True) if kept),
+                                     _frozen(sums[w][keep])))
+    return out
+
+
+def _fold(stack: npt.NDArray[Any], k: int, firsts: Sequence[int]) -> npt.NDArray[Any]:
+    """The sum of ``stack[f : f + k]`` for each ``f`` in ``firsts``, added left to right."""
+    at = np.asarray(firsts, dtype=np.intp)
+    acc = stack[at]
+    for step in range(1, k):
+        acc += stack[at + step]
+    return acc
 
 
 # counts this module computed itself (updates, merges) are already what ``__post_init__`` checks and normalises

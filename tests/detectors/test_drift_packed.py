@@ -214,7 +214,6 @@ def test_drift_reads_the_packed_counts_as_the_windows_hold_them(
                 assert score.extra["unseen_count"] == win.unseen_count
                 assert score.extra["unseen_categories"] == dict(win.unseen)
                 assert score.extra["unseen_share"] == (win.unseen_count / win.count if win.count else None)
-                assert score.extra["unseen_share"] == (win.unseen_count / win.count if win.count else None)
 
 
 def test_which_unseen_names_stay_tracked_does_not_depend_on_their_order() -> None:

@@ -10,10 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.base import InputError
+from detectors.base import ConfigError, InputError
 from detectors.fairness import FairnessCounts
 
-VALUES = st.sampled_from(["a", "b", "c", "x&y", "z\\", "", None, float("nan")])
+# "a" and "a!": an intersection's groups come in code order ("a" before "a!"), which is not their sorted
+# order as labels ("a!&b" before "a&b")
+VALUES = st.sampled_from(["a", "a!", "b", "c", "x&y", "z\\", "", None, float("nan")])
 
 
 @st.composite
@@ -64,3 +66,34 @@ def test_bad_bounds_and_columns_are_refused() -> None:
             empty.of_segments(groups, np.array([0, 1, 1]), bounds)
     with pytest.raises(InputError, match="'sex' has 3 rows"):
         empty.of_segments(groups, np.array([0, 1]), [0, 2])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=batches(), k=st.integers(1, 6), data=st.data())
+def test_merge_runs_equals_folding_the_segments(batch: dict[str, Any], k: int, data: st.DataObject) -> None:
+    """A sliding window's counts: each run of ``k`` panes equals merging them one by one, groups and their
+    order included (panes missing a group, intersections whose groups are not in sorted order, empty panes)."""
+    empty = FairnessCounts.empty(batch["attributes"], batch["intersections"])
+    panes = empty.of_segments(batch["groups"], batch["y_pred"], batch["bounds"], batch["y_true"])
+    if len(panes) < k:
+        assert FairnessCounts.merge_runs(panes, k, []) == []
+        return
+    ends = sorted(data.draw(st.sets(st.integers(k - 1, len(panes) - 1), min_size=1)))
+    got = FairnessCounts.merge_runs(panes, k, ends)
+    for j, window in zip(ends, got, strict=True):
+        want = panes[j + 1 - k]
+        for p in panes[j + 2 - k : j + 1]:
+            want = want.merge(p)
+        assert window.to_dict() == want.to_dict()
+        assert window.n_rows == want.n_rows
+        for table in window.tables.values():
+            assert table.counts.dtype == np.int64 and not table.counts.flags.writeable
+
+
+def test_merge_runs_refuses_mixed_attributes_and_missing_runs() -> None:
+    a = FairnessCounts.empty(["sex"]).update({"sex": np.array(["f"], dtype=object)}, [1])
+    b = FairnessCounts.empty(["race"]).update({"race": np.array(["x"], dtype=object)}, [0])
+    with pytest.raises(ConfigError, match="different attributes"):
+        FairnessCounts.merge_runs([a, b], 2, [1])
+    with pytest.raises(ValueError, match="every end"):
+        FairnessCounts.merge_runs([a, a], 2, [0])
