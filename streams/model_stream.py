@@ -38,7 +38,7 @@ from detectors.quality import (
     evaluate_quality_many,
 )
 from retrain.policies import BoundRule, Budget, ModelRule, Observation, check_budget
-from retrain.policy import PolicyState, decide, trigger_id
+from retrain.policy import PolicyState, TriggerPolicy, decide, trigger_id
 from storage import repo
 from streams.columns import CATEGORICAL, NUMERIC, _as_category, infer_kinds, to_columns
 from streams.topics import Topics
@@ -198,6 +198,7 @@ class ModelStream:
         self._ring: list[WindowAcc] = []  # a sliding window's last finished panes: the k - 1 it needs next
         self._pane: WindowAcc | None = None
         self._fair_config: FairnessConfig | None = None
+        self._bound: list[tuple[BoundRule, str, TriggerPolicy]] | None = None
 
     # -- persistence ----------------------------------------------------------------------------------
 
@@ -530,12 +531,14 @@ class ModelStream:
                 severity=severity, score=score, text=text, details=details, payload=payload, start_at=start_at,
                 end_at=end_at, n=n))
 
-        where = f"window {kind} #{w.index}, {w.n} events, reference v{self.s['reference_version']}"
+        def where() -> str:  # for the findings' texts: most windows have none
+            return f"window {kind} #{w.index}, {w.n} events, reference v{self.s['reference_version']}"
+
         about = {"window_index": w.index, "window_kind": kind}
         if result.status == Status.DRIFT:
             feats = list(result.drifted_features)
             text = (f"drift in {len(feats)} of {len(result.scores)} features of {self.model} v{self.version}: "
-                    f"{', '.join(feats)} ({where})")
+                    f"{', '.join(feats)} ({where()})")
             severity = "critical" if (result.share_drifted or 0.0) >= 0.5 else "warn"
             emit(DRIFT_DETECTOR, "drift", severity, result.share_drifted, text,
                  {"drifted_features": feats, "share_drifted": result.share_drifted, **about,
@@ -546,7 +549,7 @@ class ModelStream:
         if pred_result is not None:
             if pred_result.status == Status.DRIFT:
                 cols = list(pred_result.drifted_features)
-                text = f"prediction drift in {self.model} v{self.version}: {', '.join(cols)} ({where})"
+                text = f"prediction drift in {self.model} v{self.version}: {', '.join(cols)} ({where()})"
                 emit(PREDICTION_DRIFT_DETECTOR, "drift", "warn", pred_result.share_drifted, text,
                      {"drifted_columns": cols, **about, "reference_version": self.s["reference_version"],
                       "result": pred_result.to_dict()},
@@ -555,7 +558,7 @@ class ModelStream:
                                             {"share_drifted": pred_result.share_drifted}))
         if q.status == QualityStatus.ALERT:
             named = [_problem_text(p) for p in quality["problems"]]
-            text = f"data quality of {self.model} v{self.version}: {'; '.join(named)} ({where})"
+            text = f"data quality of {self.model} v{self.version}: {'; '.join(named)} ({where()})"
             emit(QUALITY_DETECTOR, "alert", "critical" if quality["absent_features"] else "warn",
                  float(len(q.problems)), text, {"problems": quality["problems"], **about, "result": q.to_dict()},
                  {"problems": quality["problems"]})
@@ -563,7 +566,7 @@ class ModelStream:
         if v is not None:
             if v.flagged:
                 text = (f"event volume {v.direction} for {self.model} v{self.version}: {v.rate:.3g} events/s "
-                        f"against a usual {v.baseline:.3g} (x{v.ratio:.2f}) ({where})")
+                        f"against a usual {v.baseline:.3g} (x{v.ratio:.2f}) ({where()})")
                 emit(VOLUME_DETECTOR, "alert", "warn", v.ratio, text, {**about, "result": v.to_dict()},
                      {"direction": v.direction, "ratio": v.ratio})
             observations.append(Observation(VOLUME_DETECTOR, str(v.status.value), {"ratio": v.ratio, "rate": v.rate}))
@@ -578,8 +581,14 @@ class ModelStream:
                      n=None)
             observations.append(Observation(FAIRNESS_DETECTOR, j.fair_summary["status"], j.fair_summary["metrics"]))
         at = end_at or datetime.now(timezone.utc)
-        for rule in self.config.rules:
-            self._apply_rule(session, rule, observations, kind, w.index, at, end_at, finding_ids, res, policies)
+        for rule, rule_id, trigger_policy in self._rules():
+            state = policies.get(rule_id)
+            if state is None:
+                state = PolicyState.from_dict(self.s.get("rules", {}).get(rule_id))
+            decision = decide(trigger_policy, state, rule.holds(observations), at)
+            policies[rule_id] = decision.state
+            if decision.fire:
+                self._fire(session, rule, decision.reason, kind, w.index, end_at, finding_ids, res)
 
     def _volume_monitor(self) -> VolumeMonitor:
         """The event-volume detector, from the state: it judges each window's (or pane's) volume against the
@@ -603,20 +612,20 @@ class ModelStream:
             out[i] = result
         return out
 
-    def _apply_rule(self, session: Session, rule: BoundRule, observations: list[Observation], kind: str,
-                    index: int, at: datetime, end_at: datetime | None, finding_ids: list[str],
-                    res: BatchResult, policies: dict[str, PolicyState]) -> None:
-        state = policies.get(rule.id)
-        if state is None:
-            state = PolicyState.from_dict(self.s.get("rules", {}).get(rule.id))
-        decision = decide(rule.trigger_policy(), state, rule.holds(observations), at)
-        policies[rule.id] = decision.state
-        if not decision.fire:
-            return
+    def _rules(self) -> list[tuple[BoundRule, str, TriggerPolicy]]:
+        """The rules with their ids and trigger policies, built once (every window of a sliding window
+        consults every rule)."""
+        if self._bound is None:
+            self._bound = [(rule, rule.id, rule.trigger_policy()) for rule in self.config.rules]
+        return self._bound
+
+    def _fire(self, session: Session, rule: BoundRule, why: str, kind: str, index: int, end_at: datetime | None,
+              finding_ids: list[str], res: BatchResult) -> None:
+        """A rule's decision fired: its trigger, unless the budget refuses it (then a refusal finding)."""
         action = rule.rule.action
         when = rule.rule.when
         what = f"{when.detector} {when.status or when.metric}"
-        reason = f"{what}: {decision.reason} (rule {rule.id})"
+        reason = f"{what}: {why} (rule {rule.id})"
         dedupe = f"{self.model}:{self.version}:{rule.id}:{kind}:{index}"
         # the trigger names the window's findings of the detector its rule watches (keys end detector:kind:index)
         finding_ids = [f for f in finding_ids if f.rsplit(":", 3)[-3] == when.detector]

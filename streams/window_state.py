@@ -130,13 +130,15 @@ def merge_runs(panes: Sequence[WindowAcc], k: int, ends: Sequence[int]) -> list[
     window. Panes of mixed shapes (a sketch in some, not in others) are folded run by run."""
     if any(j + 1 < k or j >= len(panes) for j in ends) or k < 1:
         raise ValueError(f"every end must be in [{k - 1}, {len(panes) - 1}], got {list(ends)!r}")
-    firsts = [j + 1 - k for j in ends]
-    runs = [panes[f : f + k] for f in firsts]
     sketches = _runs([p.sketch for p in panes], k, ends, WindowSketch.merge_runs)
     preds = _runs([p.pred for p in panes], k, ends, WindowSketch.merge_runs)
     fairs = _runs([p.fair for p in panes], k, ends, FairnessCounts.merge_runs)
+    counted = [0]
+    for p in panes:
+        counted.append(counted[-1] + p.n)
     out = []
-    for run, sketch, pred, fair in zip(runs, sketches, preds, fairs, strict=True):
+    for j, sketch, pred, fair in zip(ends, sketches, preds, fairs, strict=True):
+        run = panes[j + 1 - k : j + 1]
         type_errors: dict[str, int] = {}
         for p in run:
             for name, n in p.type_errors.items():
@@ -144,7 +146,7 @@ def merge_runs(panes: Sequence[WindowAcc], k: int, ends: Sequence[int]) -> list[
         firsts_at = [p.first_at for p in run if p.first_at is not None]
         lasts_at = [p.last_at for p in run if p.last_at is not None]
         out.append(WindowAcc(
-            index=run[0].index, n=sum(p.n for p in run), sketch=sketch, pred=pred, fair=fair,
+            index=run[0].index, n=counted[j + 1] - counted[j + 1 - k], sketch=sketch, pred=pred, fair=fair,
             type_errors=type_errors, first_at=min(firsts_at) if firsts_at else None,
             last_at=max(lasts_at) if lasts_at else None,
         ))  # fmt: skip

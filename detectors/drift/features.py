@@ -525,7 +525,7 @@ def _numeric_scores(
     if config.numeric_test == "chi2":
         statistic, p_value = chi_statistic, chi_p
         methods = ["exact"] * len(rows)
-        extras: list[dict[str, Any]] = [{"dof": v} for v in chi_dof.tolist()]
+        extras: list[dict[str, Any]] = [{"reference_missing_rate": None, "dof": v} for v in chi_dof.tolist()]
     else:
         # the asymptotic p-values and sample sizes of all windows come computed (elementwise: the same bits)
         assert arrays.ks_asymptotic is not None and arrays.small is not None
@@ -538,7 +538,7 @@ def _numeric_scores(
         for i in np.flatnonzero(exact).tolist():
             p_value[i] = ks_pvalue(float(d[i]), int(n[i]), int(m[i]))
         methods = ["exact" if e else "asymptotic" for e in exact.tolist()]
-        extras = [{} for _ in range(len(rows))]
+        extras = [{"reference_missing_rate": None} for _ in range(len(rows))]
 
     effect, floor = config.numeric_effect_name, config.numeric_floor
     by_psi = effect == "psi"
@@ -576,6 +576,7 @@ def _categorical_scores(
     )  # fmt: skip
     for name, (unseen_count, count, names), stat, p, dof_i, psi_i, js_i, hel_i in columns:
         extra: dict[str, Any] = {
+            "reference_missing_rate": None,  # _result fills it in
             "dof": dof_i,
             "js": js_i,
             "hellinger": hel_i,
@@ -589,6 +590,7 @@ def _categorical_scores(
 
 # one FeatureScore per feature and window (a sliding window judges one every step): built field by field
 _new_score = fast_constructor(FeatureScore)
+_new_result = fast_constructor(DriftResult)
 
 
 def evaluate_drift(
@@ -694,9 +696,13 @@ def _result(
 ) -> DriftResult:
     """The window's verdict from its tested features: the correction over them, then one score per feature."""
     tested = [b[0] for b in base if b[0] in found]  # profile order, as the family
-    adjusted = dict(
-        zip(tested, adjust([found[n][2] for n in tested], config.correction).tolist(), strict=True)
-    )
+    p_values = [found[n][2] for n in tested]
+    if config.correction == "bonferroni":  # correction.bonferroni's float64 operations, without arrays
+        k = len(p_values)
+        corrected = [min(p * k, 1.0) for p in p_values]
+    else:
+        corrected = adjust(p_values, config.correction).tolist()
+    adjusted = dict(zip(tested, corrected, strict=True))
     alpha = config.alpha
     scores = []
     for name, kind, n_ref, n_win, missing_rate, ref_missing in base:
@@ -713,11 +719,9 @@ def _result(
         test, statistic, p_value, effect, effect_value, floor, extra = t
         p_adjusted = adjusted[name]
         drifted = p_adjusted < alpha and effect_value >= floor
-        extra = {
-            "reference_missing_rate": ref_missing,
-            **extra,
-            "wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor": floor,
-        }
+        # the feature's own dict, made for this score: its first key was left for the reference missing rate
+        extra["reference_missing_rate"] = ref_missing
+        extra["wasserstein_floor" if effect == "wasserstein_norm" else "psi_floor"] = floor
         scores.append(_new_score(
             name, kind, Status.DRIFT if drifted else Status.OK, test, statistic, p_value, p_adjusted, effect,
             effect_value, drifted, n_ref, n_win, missing_rate, extra,
@@ -729,13 +733,8 @@ def _result(
         status = Status.INSUFFICIENT_DATA
     else:
         status = Status.DRIFT if share > config.dataset_drift_share else Status.OK
-    return DriftResult(
-        detector=DETECTOR_NAME,
-        status=status,
-        share_drifted=share,
-        drifted_features=drifted_features,
-        scores=tuple(scores),
-        n_window=sketch.n_rows,
-        config=dict(_config_dict(config)),
-        unknown_features=tuple(sorted(sketch.unknown_features)),
-    )
+    # the config's dict is shared by the results of one config (results are read-only)
+    return _new_result(
+        DETECTOR_NAME, status, share, drifted_features, tuple(scores), sketch.n_rows, _config_dict(config),
+        tuple(sorted(sketch.unknown_features)),
+    )  # fmt: skip

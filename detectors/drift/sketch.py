@@ -709,10 +709,10 @@ class WindowSketch:
         at once.
 
         A sliding window of ``k`` panes closes once per pane, ~10 times per batch of events: folded run by
-        run that is ``k - 1`` merges per window; here it is ``k - 1`` array additions for all the windows of
+        run that is ``k - 1`` merges per window; here the floats take ``k - 1`` array additions for all the windows of
         the batch together (the same float64 additions in the same order, each extreme kept from the left
-        unless the right one is strictly beyond it, as ``merge`` does). Unseen category names, rare, are
-        folded run by run."""
+        unless the right one is strictly beyond it, as ``merge`` does); the counts are differences of running
+        sums over the panes, exact. Unseen category names, rare, are folded run by run."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if any(j + 1 < k or j >= len(sketches) for j in ends):
@@ -724,22 +724,36 @@ class WindowSketch:
             raise ProfileMismatchError("cannot merge sketches of different reference profiles")
         layout = _layout(profile)
         packs = [s._packed_form() for s in sketches]
-        firsts = np.asarray(ends, dtype=np.intp) + 1 - k
-        all_ints = np.stack([p.ints for p in packs])
-        all_floats = np.stack([p.floats for p in packs])
-        ints, floats = all_ints[firsts], all_floats[firsts]  # copies: the running sums
-        sums, extremes = floats[:, :2], floats[:, 2:]
-        for step in range(1, k):
-            ints += all_ints[firsts + step]
-            other = all_floats[firsts + step]
-            sums += other[:, :2]
-            np.copyto(extremes, other[:, 2:], where=other[:, 2:] > extremes)
+        ends_at = np.asarray(ends, dtype=np.intp)
+        firsts = ends_at + 1 - k
+        # counts: differences of running sums over the panes (exact in int64, one vector addition per pane
+        # where a fold would take k - 1 per window; the counts are most of a sketch's numbers)
+        running = np.empty((len(packs) + 1, layout.size), dtype=np.int64)
+        running[0] = 0
+        for i, p in enumerate(packs):
+            np.add(running[i], p.ints, out=running[i + 1])
+        ints = running[ends_at + 1] - running[firsts]
+        # float sums and extremes: folded left to right as merge adds them. `accumulate` is that fold by
+        # definition (out[i] = out[i - 1] + x[i]), over every window's panes at once.
+        runs = np.stack([p.floats for p in packs])[firsts[:, None] + np.arange(k)]  # (windows, k, 4, features)
+        floats = np.empty(runs.shape[:1] + runs.shape[2:])
+        floats[:, :2] = np.add.accumulate(runs[:, :, :2], axis=1)[:, -1]
+        if (runs[:, :, 2:] == 0.0).any():
+            # a zero extreme: -0.0 and 0.0 tie, and which one np.maximum keeps is the CPU's choice; keep the
+            # left one unless the right one is strictly beyond it, as merge does
+            extremes = runs[:, 0, 2:].copy()
+            for step in range(1, k):
+                np.copyto(extremes, runs[:, step, 2:], where=runs[:, step, 2:] > extremes)
+            floats[:, 2:] = extremes
+        else:
+            floats[:, 2:] = np.maximum.reduce(runs[:, :, 2:], axis=1)
         untracked = layout.at_cat + len(layout.categorical)
+        named = [any(p.unseen) for p in packs]
         unseen: list[tuple[Mapping[str, int], ...]] = []
         for w, first in enumerate(firsts.tolist()):
             run = packs[first : first + k]
             names = run[0].unseen
-            if any(any(p.unseen) for p in run[1:]):  # rare: new categories to name, in merge order
+            if any(named[first + 1 : first + k]):  # rare: new categories to name, in merge order
                 merged = list(names)
                 for p in run[1:]:
                     for i, theirs in enumerate(p.unseen):
@@ -750,16 +764,16 @@ class WindowSketch:
             unseen.append(names)
         ints.flags.writeable = False  # each sketch's arrays are views of these
         floats.flags.writeable = False
-        rows = [s.n_rows for s in sketches]
+        rows = np.cumsum([0] + [s.n_rows for s in sketches]).tolist()
+        unknowns = [s.unknown_features for s in sketches]
         out = []
-        for w, first in enumerate(firsts.tolist()):
-            run = sketches[first : first + k]
-            unknown = run[0].unknown_features
-            for s in run[1:]:
-                if s.unknown_features:
-                    unknown = unknown | s.unknown_features
-            out.append(cls(profile=profile, n_rows=sum(rows[first : first + k]), unknown_features=unknown,
-                           packed=_new_packed(ints[w], floats[w], unseen[w])))
+        for w, (first, end) in enumerate(zip(firsts.tolist(), ends, strict=True)):
+            unknown = unknowns[first]
+            for more in unknowns[first + 1 : end + 1]:
+                if more and more is not unknown:
+                    unknown = unknown | more
+            packed = _new_packed(ints[w], floats[w], unseen[w])
+            out.append(cls(profile, rows[end + 1] - rows[first], None, unknown, packed=packed))
         return out
 
     def to_dict(self) -> dict[str, Any]:

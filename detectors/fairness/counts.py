@@ -345,8 +345,13 @@ def _add_runs(tables: Sequence[GroupCounts], k: int, firsts: Sequence[int]) -> l
     the sorted union of what its tables name."""
     groups = tables[0].groups
     if all(t.groups == groups for t in tables):  # the usual case: every pane saw the same groups
-        stack = np.stack([t.counts for t in tables])
-        sums = _fold(stack, k, firsts)
+        # differences of running sums: exact in int64, one addition per pane
+        running = np.empty((len(tables) + 1, len(groups), len(COLUMNS)), dtype=np.int64)
+        running[0] = 0
+        for i, t in enumerate(tables):
+            np.add(running[i], t.counts, out=running[i + 1])
+        at = np.asarray(firsts, dtype=np.intp)
+        sums = running[at + k] - running[at]
         sums.flags.writeable = False
         return [_group_counts(groups, sums[w]) for w in range(len(firsts))]
     union = tuple(sorted({g for t in tables for g in t.groups}))
