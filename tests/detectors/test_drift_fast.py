@@ -442,3 +442,21 @@ def test_asymptotic_pvalue_edges() -> None:
     assert p.tolist() == [float(ks_pvalue_asymptotic(a, b, 10_000)) for a, b in zip(d, n, strict=True)]
     grid = ks_pvalue_asymptotic(np.linspace(0.001, 0.5, 200), 1000, 1000)
     assert np.all(np.diff(grid) <= 0)  # decreasing in D
+
+
+@pytest.mark.parametrize("correction", ["bonferroni", "bh"])
+def test_adjusted_p_values_are_the_correction_of_the_tested_features(correction: str) -> None:
+    """Each window's family is corrected on its own, to the bit of ``correction.adjust`` (Bonferroni is taken
+    without arrays on the worker's path: the same float64 operations)."""
+    rng = np.random.default_rng(77)
+    profile = build_profile(_window(rng, 5000, np.zeros(N_NUMERIC), 0.0))
+    config = FeatureDriftConfig(correction=correction)
+    sketches = [
+        WindowSketch.empty(profile).update(_window(rng, n, rng.uniform(-0.2, 0.2, N_NUMERIC), 0.05))
+        for n in (20, 300, 1000, 2500)  # 20 rows: too few to test, no family
+    ]
+    for result in evaluate_drift_many(profile, sketches, config):
+        tested = [s for s in result.scores if s.p_value is not None]
+        want = adjust([s.p_value for s in tested], correction).tolist()
+        assert [s.p_adjusted for s in tested] == want
+        assert len(tested) in (0, len(result.scores))
