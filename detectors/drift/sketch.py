@@ -559,6 +559,24 @@ class WindowSketch:
             self._features = _unpack(_layout(self.profile), self._packed)
         return self._features
 
+    @property
+    def is_packed(self) -> bool:
+        """Held as packed arrays only (its per-feature windows not built): a reader of many windows takes
+        their numbers from ``StackedSketches`` rather than build every window."""
+        return self._features is None
+
+    def missing_count(self, name: str) -> int:
+        """Feature ``name``'s missing values (``features[name].missing``) without building the per-feature
+        windows of a packed sketch."""
+        if self._features is not None or self._packed is None:
+            return int(self.features[name].missing)
+        layout = _layout(self.profile)
+        for feature, numeric, i in layout.order:
+            if feature == name:
+                at = layout.at_counts + i if numeric else layout.at_cat + i
+                return int(self._packed.ints[at])
+        raise KeyError(name)
+
     def _packed_form(self) -> _Packed:
         if self._packed is None:
             assert self._features is not None
@@ -882,6 +900,8 @@ class StackedSketches:
     bins: npt.NDArray[np.int64]  # (sketches, fine bins of all numeric features one after the other)
     missing: npt.NDArray[np.int64]  # (sketches, numeric features)
     count: npt.NDArray[np.int64]  # (sketches, numeric features): finite values
+    below: npt.NDArray[np.int64]  # (sketches, numeric features): values below the reference minimum
+    above: npt.NDArray[np.int64]  # ... above its maximum
     total: npt.NDArray[np.float64]  # (sketches, numeric features)
     total_sq: npt.NDArray[np.float64]
     buckets: npt.NDArray[np.int64]  # (sketches, reference buckets of all categorical features)
@@ -918,6 +938,7 @@ class StackedSketches:
         return cls(
             numeric=layout.numeric, categorical=layout.categorical, bins=ints[:, : layout.at_counts],
             missing=ints[:, at : at + n_num], count=ints[:, at + n_num : at + 2 * n_num],
+            below=ints[:, at + 2 * n_num : at + 3 * n_num], above=ints[:, at + 3 * n_num : at + 4 * n_num],
             total=floats[:, 0], total_sq=floats[:, 1], buckets=buckets, cat_missing=ints[:, at_c : at_c + n_cat],
             unseen_count=unseen_count, cat_count=seen + unseen_count, unseen=unseen,
         )  # fmt: skip

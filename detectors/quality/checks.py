@@ -60,7 +60,7 @@ from detectors.base import (
 )
 from detectors.drift.correction import CORRECTIONS, adjust
 from detectors.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from detectors.drift.sketch import CategoricalWindow, NumericWindow, WindowSketch
+from detectors.drift.sketch import CategoricalWindow, NumericWindow, StackedSketches, WindowSketch
 from detectors.quality.stats import RANGE_TESTS, fisher_pvalues, range_pvalues
 
 DETECTOR_NAME = "quality.data"
@@ -329,7 +329,7 @@ def _validated_type_errors(
             raise InputError(
                 f"type_errors[{name!r}] must be an integer in [0, {sketch.n_rows}], got {count!r}"
             )
-        missing = sketch.features[name].missing
+        missing = sketch.missing_count(name)
         if config.type_errors_counted_as_missing and count > missing:
             raise InputError(
                 f"type_errors[{name!r}] = {count} exceeds the window's {missing} missing values, but "
@@ -479,6 +479,19 @@ class _Plan:
                 raise ProfileMismatchError(f"feature {name!r}: sketch and profile disagree on its kind")
         return tuple(features[name] for name in self.names)  # subclasses of the window classes
 
+    def stacked_counts(self, st: StackedSketches) -> tuple[IntArray, IntArray, IntArray]:
+        """Per window and feature (profile order) its missing values, the values outside the reference and the
+        non-missing values they are counted among: what ``range_counts`` and the windows' ``missing`` give,
+        read from the packed arrays of all the windows at once."""
+        # the stacks hold the numeric features, then the categorical ones, each in profile order
+        missing = np.concatenate([st.missing, st.cat_missing], axis=1)
+        outside = np.concatenate([st.below + st.above, st.unseen_count], axis=1)
+        values = np.concatenate([st.count, st.cat_count], axis=1)
+        if self.order is not None:
+            order = self.order[: len(self.names)]
+            missing, outside, values = missing[:, order], outside[:, order], values[:, order]
+        return missing, outside, values
+
     def range_counts(self, windows: list[tuple[Any, ...]]) -> tuple[IntArray, IntArray]:
         """Per window and feature: the values outside the reference (out of range / out of domain) and the
         non-missing values they are counted among, read from every window in a few calls."""
@@ -510,6 +523,30 @@ class _Plan:
             both = both[:, self.order]
         n_features = len(self.names)
         return both[:, :n_features], both[:, n_features:]
+
+
+class _LazyWindows(Sequence[tuple[Any, ...]]):
+    """Each sketch's windows in profile order, built on first read (``_Batch.feature`` reads them)."""
+
+    __slots__ = ("_built", "_plan", "_sketches")
+
+    def __init__(self, plan: _Plan, sketches: Sequence[WindowSketch]) -> None:
+        self._plan, self._sketches = plan, sketches
+        self._built: dict[int, tuple[Any, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._sketches)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        raise TypeError("read one window at a time: iterating would build every window")
+
+    def __getitem__(self, w: Any) -> Any:
+        if not isinstance(w, int):
+            raise TypeError("one window at a time")
+        got = self._built.get(w)
+        if got is None:
+            got = self._built[w] = self._plan.windows(self._sketches[w].features)
+        return got
 
 
 # Profiles are immutable, so their plans are built once and live as long as the profile does (drift keeps
@@ -545,15 +582,22 @@ class _Batch:
         self,
         plan: _Plan,
         config: QualityConfig,
-        windows: list[tuple[Any, ...]],
+        windows: Sequence[tuple[Any, ...]],
         row_list: list[Any],
         errors: list[dict[str, int]],
+        counts: tuple[IntArray, IntArray, IntArray] | None = None,
     ) -> None:
+        """``counts``: the (window, feature) missing, outside and values counts when the caller read them from
+        packed sketches; otherwise they are read from ``windows``."""
         self.plan, self.config, self.windows, self.rows, self.errors = plan, config, windows, row_list, errors
         n_windows, n_features = len(windows), len(plan.names)
-        flat = list(chain.from_iterable(windows))
         rows = self.row_counts = np.array(row_list, dtype=np.int64)
-        missing = _ints(map(_missing_of, flat), len(flat)).reshape(n_windows, n_features)
+        if counts is None:
+            flat = list(chain.from_iterable(windows))
+            missing = _ints(map(_missing_of, flat), len(flat)).reshape(n_windows, n_features)
+            outside, values = plan.range_counts(list(windows))
+        else:
+            missing, outside, values = counts
         type_errors = None
         if any(errors):
             type_errors = np.zeros((n_windows, n_features), dtype=np.int64)
@@ -563,7 +607,7 @@ class _Batch:
             if config.type_errors_counted_as_missing:
                 missing = missing - type_errors
         self.missing = missing
-        self.outside, self.values = outside, values = plan.range_counts(windows)
+        self.outside, self.values = outside, values
 
         # (window, feature) masks: tested (in the family), past the floor, alerting; None for none at all
         self.window_ok = window_ok = (rows >= config.min_window_rows)[:, None]
@@ -597,7 +641,7 @@ class _Batch:
             if mask is not None:
                 alert = mask if alert is None else alert | mask
         if alert is None or not alert.any():
-            return [[] for _ in self.windows]
+            return [[] for _ in range(len(self.windows))]
         return [np.flatnonzero(row).tolist() for row in alert]
 
     def codes(self) -> npt.NDArray[np.int8]:
@@ -825,15 +869,22 @@ def evaluate_quality_many(
         return []
     plan = _plan(profile)
     fingerprint = profile.fingerprint
-    windows: list[tuple[Any, ...]] = []
     errors: list[dict[str, int]] = []
     for sketch, type_errors in zip(sketches, errors_given, strict=True):
         if sketch.profile.fingerprint != fingerprint:
             raise ProfileMismatchError("the sketch was built for another reference profile")
         errors.append(_validated_type_errors(profile, sketch, type_errors, config) if type_errors else {})
-        windows.append(plan.windows(sketch.features))
     row_list = [sketch.n_rows for sketch in sketches]
-    batch = _Batch(plan, config, windows, row_list, errors)
+    windows: Sequence[tuple[Any, ...]]
+    if None not in plan.window_types and all(sketch.is_packed for sketch in sketches):
+        # the counts straight from the packed arrays (the worker's windows): a window's per-feature windows
+        # are built only if one of its features is read, as an alerting window's problems are
+        stacked = StackedSketches.of(profile, sketches)
+        windows = _LazyWindows(plan, sketches)
+        batch = _Batch(plan, config, windows, row_list, errors, plan.stacked_counts(stacked))
+    else:
+        windows = [plan.windows(sketch.features) for sketch in sketches]
+        batch = _Batch(plan, config, windows, row_list, errors)
 
     names = plan.names
     min_rows, new_columns_alert = config.min_window_rows, config.new_columns_alert

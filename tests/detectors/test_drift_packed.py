@@ -229,3 +229,16 @@ def test_which_unseen_names_stay_tracked_does_not_depend_on_their_order() -> Non
         by_feature = _unpacked(left).features["f"].add(right.features["f"])  # type: ignore[arg-type]
     for window in (fresh, restarted, by_feature):
         assert dict(window.unseen) == {"c": 1, "d": 2} and window.unseen_untracked == 1  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), profile=profiles())
+def test_missing_count_reads_the_packed_counts(data: st.DataObject, profile: ReferenceProfile) -> None:
+    columns = data.draw(batches(profile))
+    sketch = WindowSketch.of_segments(profile, columns, [0, len(next(iter(columns.values())))])[0]
+    got = {name: sketch.missing_count(name) for name in profile.features}
+    assert sketch.is_packed  # read without building the per-feature windows
+    assert got == {name: w.missing for name, w in sketch.features.items()}
+    assert {name: _unpacked(sketch).missing_count(name) for name in profile.features} == got
+    with pytest.raises(KeyError):
+        WindowSketch.of_segments(profile, columns, [0, 0])[0].missing_count("no such feature")

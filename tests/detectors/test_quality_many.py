@@ -723,3 +723,29 @@ def test_feature_kinds_are_the_profiles() -> None:
         assert {n: fq.kind for n, fq in result.features.items()} == kinds
         assert all(isinstance(fp, (NumericProfile, CategoricalProfile)) for fp in profile.features.values())
         assert result.detector == DETECTOR_NAME
+
+
+# --- packed windows, as the worker's ------------------------------------------------------------------------
+
+
+def _packed(sketches: list[WindowSketch]) -> list[WindowSketch]:
+    """The same windows held as packed arrays only, as the worker's merged windows are."""
+    return [
+        WindowSketch(s.profile, s.n_rows, None, s.unknown_features, packed=s._packed_form()) for s in sketches
+    ]
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_packed_windows_are_judged_from_their_arrays_as_the_reference_judges_them(seed: int) -> None:
+    """Counts read from the packed arrays of all windows at once (StackedSketches) give each window the
+    reference's result; a window none of whose features alerts is never unpacked."""
+    profile, sketches, errors, config = _case(seed)
+    want = _reference(profile, sketches, errors, config)
+    packed = _packed(sketches)
+    assert all(s.is_packed for s in packed)
+    got = _many(profile, packed, errors, config)
+    for sketch, mine in zip(packed, got, strict=True):
+        feature_problems = [p for p in mine.problems if p.check != NEW_COLUMN]
+        assert sketch.is_packed == (not feature_problems)
+    for mine, theirs in zip(got, want, strict=True):
+        assert_same(mine, theirs)
