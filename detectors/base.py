@@ -65,7 +65,7 @@ def fast_constructor(cls: type[_T], *, values_checked: bool = False) -> Callable
 
     A frozen dataclass's generated ``__init__`` stores each field through ``object.__setattr__``; where one
     window builds many small result objects (group metrics, per-segment sketches, quality checks) that is a
-    measurable share of the work, and filling ``__dict__`` at once is 2-4x faster. The object is the one
+    measurable share of the work, and filling ``__dict__`` directly is ~4x faster (14 fields: 0.5 us against 1.9 us). The object is the one
     ``__init__`` would build (same class, same ``__dict__`` in field order), as unpickling builds it. Takes
     the fields positionally, in declaration order. Refuses classes whose ``__init__`` does more (a
     ``__post_init__``, slots, fields left out of ``__init__``), so a class that changes stops the import;
@@ -81,14 +81,15 @@ def fast_constructor(cls: type[_T], *, values_checked: bool = False) -> Callable
     ):
         raise TypeError(f"{cls.__name__}: only plain frozen dataclasses can be built field by field")
     names = tuple(f.name for f in all_fields)
-    new = object.__new__
-
-    def build(*values: Any) -> _T:
-        obj = new(cls)
-        obj.__dict__.update(zip(names, values, strict=True))
-        return obj
-
-    build.__name__ = f"new_{cls.__name__}"
+    # generated as dataclasses generates __init__: one parameter per field, each stored by its own line into
+    # the instance's __dict__ (~2x faster than updating it from a zip); a wrong number of values is Python's
+    # own TypeError
+    params = ", ".join(f"_{i}" for i in range(len(names)))
+    body = "".join(f"    d[{name!r}] = _{i}\n" for i, name in enumerate(names))
+    source = f"def new_{cls.__name__}({params}):\n    obj = new(cls)\n    d = obj.__dict__\n{body}    return obj\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(source, namespace)  # noqa: S102 - the source is built from the class's own field names
+    build: Callable[..., _T] = namespace[f"new_{cls.__name__}"]
     return build
 
 
