@@ -1335,7 +1335,7 @@ def make_llm_agent(
                 for e in events
             ]
             result = await asyncio.to_thread(retry_forever, lambda batch=records: processor.process(batch))
-            freeze_startup_heap()
+            freeze_startup_heap(config.batch_size)
             log.info(
                 "llm batch of %d: applied=%d skipped=%d dead=%d windows=%d findings=%d triggers=%d kept=%d "
                 "provider_errors=%d",

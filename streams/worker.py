@@ -74,7 +74,7 @@ def make_app(config: WorkerConfig, processor: BatchProcessor,
             log.info("batch of %d: applied=%d skipped=%d dead=%d windows=%d findings=%d (revised %d) triggers=%d "
                      "labels=%d", len(records), result.applied, result.skipped, result.dead_lettered, result.windows,
                      result.findings, result.findings_revised, result.triggers, result.labels_applied)
-            freeze_startup_heap()
+            freeze_startup_heap(config.batch_size)
             if on_batch:
                 on_batch(result)
 

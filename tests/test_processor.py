@@ -350,3 +350,21 @@ def test_the_start_up_heap_is_frozen_once(monkeypatch) -> None:  # type: ignore[
         assert gc.get_freeze_count() == frozen  # once per process
     finally:
         gc.unfreeze()  # back to the collector, for the tests after this one
+
+
+def test_freezing_with_a_batch_size_raises_the_young_threshold_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    from streams import processor
+
+    monkeypatch.setattr(processor, "_heap_frozen", False)
+    before = gc.get_threshold()
+    try:
+        processor.freeze_startup_heap(1000)
+        assert gc.get_threshold() == (processor.YOUNG_OBJECTS_PER_EVENT * 1000, *before[1:])
+        processor.freeze_startup_heap(10)  # once per process: a later call changes nothing
+        assert gc.get_threshold()[0] == processor.YOUNG_OBJECTS_PER_EVENT * 1000
+        assert processor.young_threshold(1) == processor._DEFAULT_YOUNG  # never below Python's default
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
