@@ -288,3 +288,21 @@ def test_postgres_missing_as_root_installs_with_apt(monkeypatch: pytest.MonkeyPa
         (["/usr/bin/apt-get", "update"], "noninteractive"),
         (["/usr/bin/apt-get", "install", "-y", "--no-install-recommends", "postgresql"], "noninteractive"),
     ]
+
+
+@pytest.mark.postgres
+def test_postgres_start_refuses_a_server_of_another_data_directory(
+    local_pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server of another checkout on the port is not reused: stopping "ours" would not stop it."""
+    if not pg_service._connectable(pg_service._admin_conninfo(pg_service.DEFAULT_PORT), timeout=2):
+        pytest.skip("the tests use a PostgreSQL server other than the project's own")
+    monkeypatch.delenv(pg_service.URL_ENV, raising=False)
+    monkeypatch.delenv(pg_service.DATA_DIR_ENV, raising=False)
+    elsewhere = pg_service.resolve_data_dir().parent / "pg-data-of-another-checkout"  # never created
+    with pytest.raises(ServiceStartError, match="not by this checkout's") as err:
+        pg_service.start(data_dir=elsewhere)
+    assert str(pg_service._serving_data_dir(pg_service.DEFAULT_PORT)) in str(err.value)
+    assert str(elsewhere.resolve()) in str(err.value)
+    assert not elsewhere.exists()
+    assert pg_service.start() == local_pg  # its own server is still reused

@@ -212,6 +212,18 @@ def _wait_connectable(conninfo: str, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def _serving_data_dir(port: int) -> Path | None:
+    """The data directory of the server answering on ``port`` (None if it will not say)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_admin_conninfo(port), connect_timeout=3) as conn:
+            row = conn.execute("show data_directory").fetchone()
+    except psycopg.Error:
+        return None
+    return Path(str(row[0])).resolve() if row else None
+
+
 def _ensure_database(port: int) -> None:
     import psycopg
     from psycopg import sql
@@ -294,7 +306,16 @@ def start(*, port: int = DEFAULT_PORT, data_dir: Path | None = None, timeout: fl
         return external
 
     if _connectable(_admin_conninfo(port), timeout=2):
+        # reuse it only if it is ours: a server of another checkout would not stop when this one stops its own
+        mine, serving = resolve_data_dir(data_dir), _serving_data_dir(port)
+        if serving is not None and serving != mine:
+            raise ServiceStartError(
+                f"port {port} is served by the PostgreSQL whose data is in {serving}, not by this checkout's "
+                f"({mine}): stop that server (`python -m opsloop.services.postgres stop` in its checkout), or use "
+                f"it on purpose by setting {URL_ENV}"
+            )
         _ensure_database(port)
+        logger.info("using the PostgreSQL already running on %s:%d (data in %s)", HOST, port, mine)
         return url(port)
 
     bin_dir = ensure_installed()
