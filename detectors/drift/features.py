@@ -362,12 +362,15 @@ def _chi2(
     return statistic, dof, p_value
 
 
-def _bh_needs_exact(p_asymptotic: npt.NDArray[np.float64], alpha: float, k: int) -> npt.NDArray[np.bool_]:
+def _bh_needs_exact(
+    p_asymptotic: npt.NDArray[np.float64], alpha: float, k: int | npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
     """Features whose exact p-value could sit on the other side of a BH threshold ``alpha * r / k``.
 
     BH's verdicts depend on a non-candidate's p-value only through which thresholds it is below. The
     asymptotic value is within 3 % of the exact one (never above it for p >= 1e-6; ks.py), so outside
-    ``[alpha / k / band, alpha * band]`` it is below every threshold or above all of them either way.
+    ``[alpha / k / band, alpha * band]`` it is below every threshold or above all of them either way. ``k``
+    may be given per p-value (each with its window's family size).
     """
     upper = alpha * BH_EXACT_BAND if alpha >= 1e-5 else np.inf  # past 1e-6 the bound is one-sided
     out: npt.NDArray[np.bool_] = (p_asymptotic >= alpha / k / BH_EXACT_BAND) & (p_asymptotic <= upper)
@@ -514,17 +517,20 @@ def _numeric_scores(
     arrays: _NumericArrays,
     effects: tuple[Matrix, ...],
     stack: _NumericStack,
-    rows: dict[str, int],
-    k: int,
+    rows_list: Sequence[dict[str, int]],
+    ks: Sequence[int],
     config: FeatureDriftConfig,
-) -> dict[str, _Tested]:
-    """The numeric features' tests, with ``k`` features tested in the window (the correction's family)."""
+) -> list[dict[str, _Tested]]:
+    """The numeric features' tests of every window (``rows_list``: each window's tested features, whose rows
+    follow one another in ``arrays``), with ``ks[w]`` features tested in window ``w`` (its correction's
+    family). Every decision is elementwise, so taking all windows at once gives each the same values."""
     psi, js, hel, chi_statistic, chi_dof, chi_p = effects
     d, n, m, wasserstein = arrays.d, arrays.n, arrays.m, arrays.wasserstein
     effect_values = psi if config.numeric_effect == "psi" else wasserstein
+    size = len(d)
     if config.numeric_test == "chi2":
         statistic, p_value = chi_statistic, chi_p
-        methods = ["exact"] * len(rows)
+        methods = ["exact"] * size
         extras: list[dict[str, Any]] = [{"reference_missing_rate": None, "dof": v} for v in chi_dof.tolist()]
     else:
         # the asymptotic p-values and sample sizes of all windows come computed (elementwise: the same bits)
@@ -533,58 +539,76 @@ def _numeric_scores(
         # exact where the verdict can depend on it: candidates (effect at or above the floor), small
         # samples (the asymptotic value is not measured there) and, under BH, p-values near its thresholds
         exact = (effect_values >= config.numeric_floor) | arrays.small
-        if config.correction == "bh":
-            exact |= _bh_needs_exact(p_value, config.alpha, k)
+        if config.correction == "bh":  # each row with its window's family size
+            k_rows = np.repeat(np.asarray(ks, dtype=np.int64), [len(rows) for rows in rows_list])
+            exact |= _bh_needs_exact(p_value, config.alpha, k_rows)
         for i in np.flatnonzero(exact).tolist():
             p_value[i] = ks_pvalue(float(d[i]), int(n[i]), int(m[i]))
         methods = ["exact" if e else "asymptotic" for e in exact.tolist()]
-        extras = [{"reference_missing_rate": None} for _ in range(len(rows))]
+        extras = [{"reference_missing_rate": None} for _ in range(size)]
 
     effect, floor = config.numeric_effect_name, config.numeric_floor
     by_psi = effect == "psi"
-    out: dict[str, _Tested] = {}
-    columns = zip(
-        rows, arrays.mean, arrays.std, statistic.tolist(), p_value.tolist(), methods, psi.tolist(), js.tolist(),
+    test = config.numeric_test
+    profiles = stack.profiles
+    columns = list(zip(
+        arrays.mean, arrays.std, statistic.tolist(), p_value.tolist(), methods, psi.tolist(), js.tolist(),
         hel.tolist(), wasserstein.tolist(), extras, strict=True,
-    )  # fmt: skip
-    for name, mean, std, stat, p, method, psi_i, js_i, hel_i, wd_i, extra in columns:
-        fp = stack.profiles[rows[name]]
-        extra["js"] = js_i
-        extra["hellinger"] = hel_i
-        extra["wasserstein_norm"] = wd_i
-        extra["p_method"] = method
-        extra["reference_mean"] = fp.mean
-        extra["reference_std"] = fp.std
-        extra["window_mean"] = mean
-        extra["window_std"] = std
-        if by_psi:
-            out[name] = (config.numeric_test, stat, p, effect, psi_i, floor, extra)
-        else:
-            extra["psi"] = psi_i
-            out[name] = (config.numeric_test, stat, p, effect, wd_i, floor, extra)
+    ))  # fmt: skip
+    out: list[dict[str, _Tested]] = []
+    at = 0
+    for rows in rows_list:
+        mine: dict[str, _Tested] = {}
+        for (name, row), (mean, std, stat, p, method, psi_i, js_i, hel_i, wd_i, extra) in zip(
+            rows.items(), columns[at : at + len(rows)], strict=True
+        ):
+            fp = profiles[row]
+            extra["js"] = js_i
+            extra["hellinger"] = hel_i
+            extra["wasserstein_norm"] = wd_i
+            extra["p_method"] = method
+            extra["reference_mean"] = fp.mean
+            extra["reference_std"] = fp.std
+            extra["window_mean"] = mean
+            extra["window_std"] = std
+            if by_psi:
+                mine[name] = (test, stat, p, effect, psi_i, floor, extra)
+            else:
+                extra["psi"] = psi_i
+                mine[name] = (test, stat, p, effect, wd_i, floor, extra)
+        out.append(mine)
+        at += len(rows)
     return out
 
 
 def _categorical_scores(
-    unseen: list[_Unseen], effects: tuple[Matrix, ...], rows: dict[str, int], floor: float
-) -> dict[str, _Tested]:
+    unseen: list[_Unseen], effects: tuple[Matrix, ...], rows_list: Sequence[dict[str, int]], floor: float
+) -> list[dict[str, _Tested]]:
+    """The categorical features' tests of every window, their rows one after the other."""
     psi, js, hel, statistic, dof, p_value = effects
-    out: dict[str, _Tested] = {}
-    columns = zip(
-        rows, unseen, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(),
-        hel.tolist(), strict=True,
-    )  # fmt: skip
-    for name, (unseen_count, count, names), stat, p, dof_i, psi_i, js_i, hel_i in columns:
-        extra: dict[str, Any] = {
-            "reference_missing_rate": None,  # _result fills it in
-            "dof": dof_i,
-            "js": js_i,
-            "hellinger": hel_i,
-            "unseen_count": unseen_count,
-            "unseen_share": _rate(unseen_count, count),
-            "unseen_categories": dict(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),
-        }
-        out[name] = ("chi2", stat, p, "psi", psi_i, floor, extra)
+    columns = list(zip(
+        unseen, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(), hel.tolist(),
+        strict=True,
+    ))  # fmt: skip
+    out: list[dict[str, _Tested]] = []
+    at = 0
+    for rows in rows_list:
+        mine: dict[str, _Tested] = {}
+        for name, ((unseen_count, count, names), stat, p, dof_i, psi_i, js_i, hel_i) in zip(
+            rows, columns[at : at + len(rows)], strict=True
+        ):
+            extra: dict[str, Any] = {
+                "reference_missing_rate": None,  # _result fills it in
+                "dof": dof_i,
+                "js": js_i,
+                "hellinger": hel_i,
+                "unseen_count": unseen_count,
+                "unseen_share": _rate(unseen_count, count),
+                "unseen_categories": dict(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),
+            }
+            mine[name] = ("chi2", stat, p, "psi", psi_i, floor, extra)
+        out.append(mine)
+        at += len(rows)
     return out
 
 
@@ -624,33 +648,20 @@ def evaluate_drift_many(
         unseen, ref, cur = _categorical_arrays(stacks.categorical, st, categorical_list)
         pairs.append((ref, cur))
     effects = _effects_and_chi2(pairs) if pairs else []
+    ks = [len(numeric_rows) + len(categorical_rows) for _, numeric_rows, categorical_rows in plans]
+    numeric_found = (
+        _numeric_scores(arrays, effects[0], stacks.numeric, numeric_list, ks, config)
+        if n_numeric else [{} for _ in plans]
+    )  # fmt: skip
+    categorical_found = (
+        _categorical_scores(unseen, effects[-1], categorical_list, config.psi_floor_categorical)
+        if n_categorical else [{} for _ in plans]
+    )  # fmt: skip
     out: list[DriftResult] = []
-    at_numeric = at_categorical = 0
-    for sketch, (base, numeric_rows, categorical_rows) in zip(sketches, plans, strict=True):
-        k = len(numeric_rows) + len(categorical_rows)
-        found: dict[str, _Tested] = {}
-        if numeric_rows:
-            a, b = at_numeric, at_numeric + len(numeric_rows)
-            at_numeric = b
-            mine = _NumericArrays(
-                arrays.mean[a:b], arrays.std[a:b], arrays.d[a:b], arrays.wasserstein[a:b], arrays.n[a:b],
-                arrays.m[a:b], arrays.ref_coarse[a:b], arrays.win_coarse[a:b],
-                None if arrays.ks_asymptotic is None else arrays.ks_asymptotic[a:b],
-                None if arrays.small is None else arrays.small[a:b],
-            )  # fmt: skip
-            found = _numeric_scores(
-                mine, tuple(e[a:b] for e in effects[0]), stacks.numeric, numeric_rows, k, config
-            )
-        if categorical_rows:
-            a, b = at_categorical, at_categorical + len(categorical_rows)
-            at_categorical = b
-            found |= _categorical_scores(
-                unseen[a:b],
-                tuple(e[a:b] for e in effects[-1]),
-                categorical_rows,
-                config.psi_floor_categorical,
-            )
-        out.append(_result(sketch, base, found, config))
+    for sketch, (base, _, _), numeric, categorical in zip(
+        sketches, plans, numeric_found, categorical_found, strict=True
+    ):
+        out.append(_result(sketch, base, numeric | categorical if categorical else numeric, config))
     return out
 
 

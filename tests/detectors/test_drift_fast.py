@@ -460,3 +460,24 @@ def test_adjusted_p_values_are_the_correction_of_the_tested_features(correction:
         want = adjust([s.p_value for s in tested], correction).tolist()
         assert [s.p_adjusted for s in tested] == want
         assert len(tested) in (0, len(result.scores))
+
+
+def test_bh_exact_band_takes_each_window_s_own_family_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows judged together decide which asymptotic p-values to compute exactly with their own family size:
+    a p-value between ``alpha / 10 / band`` and ``alpha / 2 / band`` is near a BH threshold in a window of 10
+    tested features, and not in one of 2."""
+    from detectors.drift import features
+
+    rng = np.random.default_rng(11)
+    names = [f"x{i}" for i in range(10)]
+    profile = build_profile({n: rng.normal(size=5000) for n in names}, dict.fromkeys(names, "numeric"))
+    two = WindowSketch.empty(profile).update({n: rng.normal(size=2000) for n in names[:2]})
+    ten = WindowSketch.empty(profile).update({n: rng.normal(size=2000) for n in names})
+    config = FeatureDriftConfig(correction="bh", alpha=0.05, psi_floor_numeric=0.99)
+    p = config.alpha / 6 / BH_EXACT_BAND
+    monkeypatch.setattr(features, "ks_pvalue_asymptotic", lambda d, n, m: np.full(np.shape(d), p))
+    many = evaluate_drift_many(profile, [two, ten], config)
+    alone = [evaluate_drift(profile, sk, config) for sk in (two, ten)]
+    assert [r.to_dict() for r in many] == [r.to_dict() for r in alone]
+    methods = [{s.extra["p_method"] for s in r.scores if s.p_value is not None} for r in many]
+    assert methods == [{"asymptotic"}, {"exact"}]
