@@ -180,9 +180,7 @@ class CategoricalWindow:
             known[:] = True
         bucket = np.bincount(codes[known], weights=counts[known], minlength=profile.n_buckets)
         new = [(names[i], int(counts[i])) for i in np.flatnonzero(~known)]
-        # most frequent new names first, so the tracked ones are the ones worth reporting
-        new.sort(key=lambda kv: (-kv[1], kv[0]))
-        unseen, untracked = _add_unseen({}, 0, new)
+        unseen, untracked = _add_unseen({}, 0, new)  # most frequent first: the tracked ones are worth reporting
         return cls(
             counts=_frozen(bucket.astype(np.int64)),
             unseen=unseen,
@@ -512,10 +510,7 @@ def _categorical_segments(
         rest = table[:, start + n_buckets : start + n_buckets + len(unseen_names)].tolist()
         mine = []
         for s in range(n_seg):
-            new = [(n, c) for n, c in zip(unseen_names, rest[s], strict=True) if c]
-            # most frequent new names first, as `CategoricalWindow.of` tracks them
-            new.sort(key=lambda kv: (-kv[1], kv[0]))
-            mine.append(_add_unseen({}, 0, new))
+            mine.append(_add_unseen({}, 0, [(n, c) for n, c in zip(unseen_names, rest[s], strict=True) if c]))
         unseen_of.append(mine)
     return table[:, bucket_cols], table[:, missing_cols], unseen_of
 
