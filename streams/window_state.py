@@ -9,7 +9,7 @@ the per-feature form older versions wrote, so a state saved by an older worker s
 this version needs this version or a later one).
 
 A sliding window is the merge of the last ``k`` panes. ``merge_runs`` builds every window a batch closes at
-once, from the stored panes before the batch and the batch's new panes: ``k - 1`` array additions for all of
+once, from the stored panes before the batch and the batch's new panes: a few array operations for all of
 them, each window equal to folding its panes with ``WindowAcc.merge`` (counts exact, float sums added in the
 same order). It replaced a two-stacks aggregate (about three merges of objects per step), which cost ~10x
 more per window.
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
+from detectors.base import run_starts
 from detectors.drift import ReferenceProfile, WindowSketch
 from detectors.fairness import FairnessCounts
 
@@ -126,10 +127,9 @@ def merge_runs(panes: Sequence[WindowAcc], k: int, ends: Sequence[int]) -> list[
     """For each ``j`` in ``ends``, the window of the ``k`` panes ending at ``j``, indexed by its first pane:
     ``functools.reduce(WindowAcc.merge, panes[j + 1 - k : j + 1])``, equal to it to the bit, for all the runs
     at once (``WindowSketch.merge_runs``, ``FairnessCounts.merge_runs``). A sliding window closes once per
-    pane, ~10 times per batch: this is ``k - 1`` array additions for all of them instead of merges per
-    window. Panes of mixed shapes (a sketch in some, not in others) are folded run by run."""
-    if any(j + 1 < k or j >= len(panes) for j in ends) or k < 1:
-        raise ValueError(f"every end must be in [{k - 1}, {len(panes) - 1}], got {list(ends)!r}")
+    pane, ~10 times per batch: this is a few array operations for all of them instead of ``k - 1`` merges
+    per window. Panes of mixed shapes (a sketch in some, not in others) are folded run by run."""
+    run_starts(len(panes), k, ends)  # ValueError for a run that does not fit
     sketches = _runs([p.sketch for p in panes], k, ends, WindowSketch.merge_runs)
     preds = _runs([p.pred for p in panes], k, ends, WindowSketch.merge_runs)
     fairs = _runs([p.fair for p in panes], k, ends, FairnessCounts.merge_runs)

@@ -15,6 +15,7 @@ from a new one, so there any value outside the listed categories counts in the `
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors.base import InputError, ProfileMismatchError, fast_constructor
+from detectors.base import InputError, ProfileMismatchError, fast_constructor, run_starts, run_sums
 from detectors.drift.columns import category_codes, category_counts, finite_values, n_rows
 from detectors.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
@@ -722,14 +723,11 @@ class WindowSketch:
         at once.
 
         A sliding window of ``k`` panes closes once per pane, ~10 times per batch of events: folded run by
-        run that is ``k - 1`` merges per window; here the floats take ``k - 1`` array additions for all the windows of
-        the batch together (the same float64 additions in the same order, each extreme kept from the left
-        unless the right one is strictly beyond it, as ``merge`` does); the counts are differences of running
-        sums over the panes, exact. Unseen category names, rare, are folded run by run."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if any(j + 1 < k or j >= len(sketches) for j in ends):
-            raise ValueError(f"every end must be in [{k - 1}, {len(sketches) - 1}], got {list(ends)!r}")
+        run that is ``k - 1`` merges per window; here the counts are differences of running sums over the
+        panes (exact), and the float sums and extremes of all the windows are folded together (the same
+        float64 additions in the same order, each extreme kept from the left unless the right one is strictly
+        beyond it, as ``merge`` does). Unseen category names, rare, are folded run by run."""
+        starts = run_starts(len(sketches), k, ends)
         if not ends:
             return []
         profile = sketches[0].profile
@@ -737,15 +735,10 @@ class WindowSketch:
             raise ProfileMismatchError("cannot merge sketches of different reference profiles")
         layout = _layout(profile)
         packs = [s._packed_form() for s in sketches]
-        ends_at = np.asarray(ends, dtype=np.intp)
-        firsts = ends_at + 1 - k
-        # counts: differences of running sums over the panes (exact in int64, one vector addition per pane
-        # where a fold would take k - 1 per window; the counts are most of a sketch's numbers)
-        running = np.empty((len(packs) + 1, layout.size), dtype=np.int64)
-        running[0] = 0
-        for i, p in enumerate(packs):
-            np.add(running[i], p.ints, out=running[i + 1])
-        ints = running[ends_at + 1] - running[firsts]
+        firsts = np.asarray(starts, dtype=np.intp)
+        # counts: differences of running sums over the panes (one vector addition per pane where a fold would
+        # take k - 1 per window; the counts are most of a sketch's numbers)
+        ints = run_sums([p.ints for p in packs], k, starts)
         # float sums and extremes: folded left to right as merge adds them. `accumulate` is that fold by
         # definition (out[i] = out[i - 1] + x[i]), over every window's panes at once.
         runs = np.stack([p.floats for p in packs])[firsts[:, None] + np.arange(k)]  # (windows, k, 4, features)
@@ -763,7 +756,7 @@ class WindowSketch:
         untracked = layout.at_cat + len(layout.categorical)
         named = [any(p.unseen) for p in packs]
         unseen: list[tuple[Mapping[str, int], ...]] = []
-        for w, first in enumerate(firsts.tolist()):
+        for w, first in enumerate(starts):
             run = packs[first : first + k]
             names = run[0].unseen
             if any(named[first + 1 : first + k]):  # rare: new categories to name, in merge order
@@ -780,7 +773,7 @@ class WindowSketch:
         rows = np.cumsum([0] + [s.n_rows for s in sketches]).tolist()
         unknowns = [s.unknown_features for s in sketches]
         out = []
-        for w, (first, end) in enumerate(zip(firsts.tolist(), ends, strict=True)):
+        for w, (first, end) in enumerate(zip(starts, ends, strict=True)):
             unknown = unknowns[first]
             for more in unknowns[first + 1 : end + 1]:
                 if more and more is not unknown:
@@ -815,7 +808,7 @@ class WindowSketch:
         p = self._packed_form()
         floats: list[Any] = p.floats.ravel().tolist()
         if not np.isfinite(p.floats).all():
-            floats = [v if v - v == 0.0 else repr(v) for v in floats]
+            floats = [v if math.isfinite(v) else repr(v) for v in floats]
         return {
             "profile_fingerprint": self.profile.fingerprint,
             "n_rows": self.n_rows,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors.base import ConfigError, InputError, fast_constructor
+from detectors.base import ConfigError, InputError, fast_constructor, run_starts, run_sums
 
 MISSING = "__missing__"
 INTERSECTION_SEPARATOR = "&"
@@ -289,16 +289,12 @@ class FairnessCounts:
         """For each ``j`` in ``ends``, ``functools.reduce(FairnessCounts.merge, counts[j + 1 - k : j + 1])``,
         equal to it (counts, groups and their order), for all the runs at once: a sliding window of ``k``
         panes closes once per pane."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if any(j + 1 < k or j >= len(counts) for j in ends):
-            raise ValueError(f"every end must be in [{k - 1}, {len(counts) - 1}], got {list(ends)!r}")
+        firsts = run_starts(len(counts), k, ends)
         if not ends:
             return []
         first = counts[0]
         if any(c.attributes != first.attributes or c.intersections != first.intersections for c in counts):
             raise ConfigError("cannot merge counts of different attributes or intersections")
-        firsts = [j + 1 - k for j in ends]
         per_name = {name: _add_runs([c.tables[name] for c in counts], k, firsts) for name in first.names}
         rows = [c.n_rows for c in counts]
         return [
@@ -345,13 +341,7 @@ def _add_runs(tables: Sequence[GroupCounts], k: int, firsts: Sequence[int]) -> l
     the sorted union of what its tables name."""
     groups = tables[0].groups
     if all(t.groups == groups for t in tables):  # the usual case: every pane saw the same groups
-        # differences of running sums: exact in int64, one addition per pane
-        running = np.empty((len(tables) + 1, len(groups), len(COLUMNS)), dtype=np.int64)
-        running[0] = 0
-        for i, t in enumerate(tables):
-            np.add(running[i], t.counts, out=running[i + 1])
-        at = np.asarray(firsts, dtype=np.intp)
-        sums = running[at + k] - running[at]
+        sums = run_sums([t.counts for t in tables], k, firsts)
         sums.flags.writeable = False
         return [_group_counts(groups, sums[w]) for w in range(len(firsts))]
     union = tuple(sorted({g for t in tables for g in t.groups}))
@@ -362,8 +352,8 @@ def _add_runs(tables: Sequence[GroupCounts], k: int, firsts: Sequence[int]) -> l
         at = [index[g] for g in t.groups]
         full[p, at] = t.counts
         named[p, at] = True
-    sums = _fold(full, k, firsts)
-    present = _fold(named, k, firsts)  # bool adds are ors
+    sums = run_sums(list(full), k, firsts)
+    present = run_sums(list(named), k, firsts) > 0  # named by a table of the run
     out = []
     for w, f in enumerate(firsts):
         distinct = {t.groups for t in tables[f : f + k] if t.groups}
@@ -375,15 +365,6 @@ def _add_runs(tables: Sequence[GroupCounts], k: int, firsts: Sequence[int]) -> l
             out.append(_group_counts(tuple(g for g, kept in zip(union, keep.tolist(), strict=True) if kept),
                                      _frozen(sums[w][keep])))
     return out
-
-
-def _fold(stack: npt.NDArray[Any], k: int, firsts: Sequence[int]) -> npt.NDArray[Any]:
-    """The sum of ``stack[f : f + k]`` for each ``f`` in ``firsts``, added left to right."""
-    at = np.asarray(firsts, dtype=np.intp)
-    acc = stack[at]
-    for step in range(1, k):
-        acc += stack[at + step]
-    return acc
 
 
 # counts this module computed itself (updates, merges) are already what ``__post_init__`` checks and normalises
