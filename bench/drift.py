@@ -471,9 +471,9 @@ def sliding(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         print(
             f"  window {window:,}: tumbling {tm:,.0f}/s, sliding {sm:,.0f}/s, ratio {sm / tm:.2f}", flush=True
         )
-    worst = min(figures.values())
-    lines += ["", f"Goal sliding / tumbling >= 0.9: {'met' if worst >= 0.9 else 'NOT met'} "
-              f"(lowest {worst:.2f}). A sliding window evaluates 10 times as often; one step costs (medians): "
+    lines += ["", "At this level (sketching and drift alone: no decoding, no storage, no other detector) the "
+              "ratio is a diagnostic, not the throughput goal, which is about the worker's events per second "
+              "(below). A sliding window evaluates 10 times as often; one step costs (medians): "
               + "; ".join(steps) + ". Tumbling pays one evaluation per window, sliding one per step, so the "
               "ratio is bounded by update / (update + merge + evaluate) per step."]  # fmt: skip
     return "\n".join(lines), figures
@@ -591,6 +591,107 @@ def stream_layer(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             "read the paired figure, or run again."] if suspect else []),
     ])
     return text, figures
+
+
+def worker_layer(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
+    """Sliding over tumbling through the real worker: ``opsloop worker`` processes on the project's Kafka.
+
+    One model's events (the stream layer's quiet stream) are published once; each run is a fresh worker (its
+    own consumer group and SQLite database) with count or sliding windows of 1,000, the kinds alternating.
+    Its CPU time (all threads, ``/proc/<pid>/stat``) is taken once the warm-up is applied and again when the
+    last event is: events per CPU second of the monitoring phase, the worker's production batch settings."""
+    import shutil
+    import tempfile
+
+    from sqlalchemy import func, select
+    from throughput import NAMESPACES, PRODUCTION, broker, cpu_seconds, delete_topics, new_loop, publish
+
+    from opsloop.simulate import Scenario, events
+    from storage.models import Window
+    from streams.model_stream import StreamConfig
+
+    window = 1_000
+    warm = StreamConfig().reference_size
+    n = warm + args.worker_events
+    bootstrap = broker()
+    work = Path(tempfile.mkdtemp(prefix="opsloop-bench-worker-"))
+    rates: dict[str, list[float]] = {"count": [], "sliding": []}
+    judged: dict[str, int] = {}
+    try:
+        first = new_loop(bootstrap, f"sqlite:///{work / 'publish.db'}", work, partitions=1)
+        values = [(e.model.name, e.model_dump_json().encode()) for e in events(Scenario(n_events=n, drift_after=n))]
+        publish(first, values)
+        first.close()
+        for rep in range(args.worker_reps):
+            for kind in ("count", "sliding") if rep % 2 == 0 else ("sliding", "count"):
+                (work / f"{kind}{rep}").mkdir()
+                loop = new_loop(bootstrap, f"sqlite:///{work / f'{kind}{rep}.db'}", work / f"{kind}{rep}",
+                                namespace=first.namespace, partitions=1, extra_env={
+                                    **PRODUCTION, "OPSLOOP_WORKER_WINDOW_KIND": kind,
+                                    "OPSLOOP_WORKER_WINDOW_SIZE": str(window),
+                                    "OPSLOOP_WORKER_APP_ID": f"opsloop-{first.namespace}-{kind}-{rep}"})  # fmt: skip
+                try:
+                    proc = loop.worker(relay=False)
+                    deadline = time.monotonic() + 900
+                    at, cpu0 = None, 0.0
+                    while (applied := loop.applied_offsets()) < n:
+                        if at is None and applied >= warm:
+                            at, cpu0 = applied, cpu_seconds(proc.pid)
+                        if proc.poll() is not None or time.monotonic() > deadline:
+                            raise RuntimeError(f"worker ({kind}) applied {applied} of {n}:\n{loop.logs()}")
+                        time.sleep(0.05)
+                    if at is None:  # the warm-up and the rest in one poll: nothing to measure
+                        raise RuntimeError("the worker applied every event between two polls")
+                    rates[kind].append((n - at) / (cpu_seconds(proc.pid) - cpu0))
+                    with loop.sessions() as session:
+                        judged[kind] = session.scalar(select(func.count()).select_from(Window)) or 0
+                finally:
+                    loop.close()
+                print(f"  worker, {kind}: {rates[kind][-1]:,.0f} events per CPU second", flush=True)
+    finally:
+        delete_topics(bootstrap, NAMESPACES)
+        shutil.rmtree(work, ignore_errors=True)
+    best_c, best_s = max(rates["count"]), max(rates["sliding"])
+    pairs = sorted(s / c for c, s in zip(rates["count"], rates["sliding"], strict=True))
+    figures = {"worker_ratio_1000": best_s / best_c, "worker_paired_1000": statistics.median(pairs)}
+    intro = (
+        f"Through the real worker (`opsloop worker --no-relay` processes on the project's Kafka, one model's "
+        f"{n:,} events published once, each run a fresh worker with its own consumer group and SQLite database, "
+        f"batches of {PRODUCTION['OPSLOOP_WORKER_BATCH_SIZE']} within {PRODUCTION['OPSLOOP_WORKER_BATCH_WITHIN_S']} "
+        f"s as in production): events per CPU second of the worker process (all its threads) from the end of the "
+        f"{warm:,}-event warm-up to the last event, best of {args.worker_reps} alternating runs of each kind, and "
+        "the median (range) of the paired ratios:"
+    )
+    header = (
+        "| window | step | count events per CPU s | sliding events per CPU s | sliding / tumbling | paired runs "
+        "| windows judged (count / sliding) |"
+    )
+    row = (
+        f"| {window:,} | {window // 10:,} | {best_c:,.0f} | {best_s:,.0f} | **{best_s / best_c:.2f}** "
+        f"| {statistics.median(pairs):.2f} ({pairs[0]:.2f}-{pairs[-1]:.2f}) | {judged.get('count', 0)} / "
+        f"{judged.get('sliding', 0)} |"
+    )
+    note = (
+        "Here every event also pays Kafka's fetch and faust's per-event stream path (docs/benchmarks.md), so a "
+        "close weighs less than in the in-process figures above; those are what sliding windows would keep if "
+        "that path got as cheap as the processing itself."
+    )
+    text = f"{intro}\n\n{header}\n|---:|---:|---:|---:|---:|---:|---:|\n{row}\n\n{note}"
+    return text, figures
+
+
+def goal_line(stream: Mapping[str, float], worker: Mapping[str, float] | None) -> str:
+    """The throughput goal's verdict: sliding / tumbling >= 0.9 through the worker, and in-process by the
+    per-batch figure at every window size measured (the stricter of the two; see docs/drift.md)."""
+    in_process = {int(k.rsplit("_", 1)[1]): v for k, v in stream.items() if k.startswith("stream_batch_floor")}
+    fastest = {int(k.rsplit("_", 1)[1]): v for k, v in stream.items() if k.startswith("stream_ratio")}
+    checks = list(in_process.values()) + ([worker["worker_ratio_1000"]] if worker else [])
+    met = bool(checks) and min(checks) >= 0.9
+    parts = [f"window {w:,}: {in_process[w]:.2f} per batch ({fastest[w]:.2f} fastest run)" for w in sorted(in_process)]
+    through = (f"through the worker {worker['worker_ratio_1000']:.2f} (paired median "
+               f"{worker['worker_paired_1000']:.2f}); " if worker else "through the worker: not measured; ")
+    return (f"**Goal sliding / tumbling throughput >= 0.9: {'met' if met else 'NOT met'}** ({through}in-process "
+            + "; ".join(parts) + ").")
 
 
 # -- 3. false alarms and power ----------------------------------------------------------------------------
@@ -816,6 +917,8 @@ def main() -> None:
     parser.add_argument("--parts", default="123", help="which parts to run, e.g. 13")
     parser.add_argument("--stream-reps", type=int, help="runs of each kind in the stream layer (default 7)")
     parser.add_argument("--stream-windows", help="the stream layer's window sizes, e.g. 1000,2000")
+    parser.add_argument("--worker-reps", type=int,
+                        help="runs of each kind through the real worker on Kafka (default 3; 0 skips them)")
     args = parser.parse_args()
     stream_reps, stream_windows = args.stream_reps, args.stream_windows
     full = not args.quick
@@ -831,6 +934,9 @@ def main() -> None:
     args.stream_events = 20_000 if full else 4_000  # SQLite checkpoints land in one run or the other: long runs
     args.stream_windows = [1_000, 2_000, 10_000] if full else [1_000]
     args.stream_reps = 7 if full else 2  # this machine is noisy: the worker's rates vary by ~30 % run to run
+    worker_reps = args.worker_reps
+    args.worker_reps = (3 if full else 1) if worker_reps is None else worker_reps
+    args.worker_events = 30_000 if full else 10_000
     if stream_reps is not None:  # more runs narrow the noise (the figures are then not written into the docs)
         args.stream_reps = stream_reps
     if stream_windows is not None:
@@ -856,7 +962,11 @@ def main() -> None:
         blocks.append((f"Verdicts side by side ({args.verdict_rows:,}-row windows)", verdicts))
     if "2" in args.parts:
         print("2. sliding over tumbling", flush=True)
-        blocks.append(("Sliding over tumbling windows", sliding(args)[0] + "\n\n" + stream_layer(args)[0]))
+        detector_text, _ = sliding(args)
+        stream_text, stream_figures = stream_layer(args)
+        worker_text, worker_figures = worker_layer(args) if args.worker_reps else ("", None)
+        blocks.append(("Sliding over tumbling windows", "\n\n".join(
+            t for t in (detector_text, stream_text, worker_text, goal_line(stream_figures, worker_figures)) if t)))
     if "3" in args.parts:
         print("3. false alarms and power", flush=True)
         blocks.append(("False alarms and power", alarms(args, ev)[0]))
@@ -870,7 +980,8 @@ def main() -> None:
     )
     text = head + "\n\n" + "\n\n".join(f"### {title}\n\n{body}" for title, body in blocks)
     print_and_write(DOC, "drift", text, title="Drift detection", heading="Benchmarks",
-            write=not args.no_write and args.parts == "123" and stream_reps is None and stream_windows is None)
+            write=not args.no_write and args.parts == "123" and stream_reps is None and stream_windows is None
+            and worker_reps is None)
 
 
 if __name__ == "__main__":
