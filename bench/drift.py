@@ -3,7 +3,7 @@
     .venv/bin/python bench/drift.py             # ~10-15 minutes; prints and writes docs/drift.md
     .venv/bin/python bench/drift.py --quick     # ~2-3 minutes, fewer repetitions and windows
     .venv/bin/python bench/drift.py --no-write  # print only
-    .venv/bin/python bench/drift.py --parts 2 --stream-reps 20 --stream-windows 1000 --no-write
+    .venv/bin/python bench/drift.py --parts 2 --stream-reps 20 --stream-windows 1000 --worker-reps 0 --no-write
                                                 # the stream layer alone, more runs (never written)
 
 Data: 20 numeric features (16 normal with different means and scales, 4 log-normal) and 3 categorical ones
@@ -17,7 +17,9 @@ Data: 20 numeric features (16 normal with different means and scales, 4 log-norm
    Evidently's default per-column tests called directly (what the preset computes, without the report);
    scipy = ``ks_2samp`` per numeric column + ``chi2_contingency`` per categorical column on the raw rows.
    Per-column verdicts of all three on a quiet and a drifted 10k-row window, side by side.
-2. Sliding (step = window / 10, 10 pane sketches merged each step) vs tumbling windows on the same stream.
+2. Sliding (step = window / 10, 10 pane sketches merged each step) vs tumbling windows on the same stream: at
+   the detector level, through ``BatchProcessor`` in-process (where the goal is judged) and through real
+   ``opsloop worker`` processes on the project's Kafka (started when none runs; ``--worker-reps 0`` skips it).
 3. Window alarms per 1,000 windows without drift (1k and 5k rows) and the share of first 5k-row windows
    that catch a mean shift or a category-mix change, with Evidently's default preset on the same windows.
 """
