@@ -147,6 +147,35 @@ def cmd_trigger_decision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Retention: delete the prediction log, pending labels, kept LLM interactions and published outbox rows
+    older than ``--older-than`` (storage/retention.py says what is kept and what pruning costs)."""
+    from datetime import UTC, datetime, timedelta
+
+    from opsloop import wiring
+    from retrain.policies import parse_duration
+    from storage.retention import prune
+
+    try:
+        older_than = parse_duration(args.older_than)
+    except Exception:  # noqa: BLE001 - pydantic's error type; the message is ours
+        raise ConfigError(f"--older-than: not a duration: {args.older_than!r} (use e.g. 30d, 12h, 2w)") from None
+    if args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    _, _, dbs, ws = _settings()
+    if older_than < ws.label_delay_s:
+        raise ConfigError(
+            f"--older-than {args.older_than} is inside the label delay ({ws.label_delay_s / 86400:g} days, "
+            f"OPSLOOP_WORKER_LABEL_DELAY_S): labels may still join predictions that recent; use at least that")
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    db = wiring.database(dbs)
+    counts = prune(db.sessions, cutoff, batch=args.batch, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, n in counts.items():
+        print(f"{table}: {verb} {n:,} rows older than {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from opsloop.simulate import Scenario, events
     from streams.publisher import Publisher
@@ -213,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("trigger_id")
         a.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decided (recorded)")
         a.set_defaults(func=cmd_trigger_decision, action=verb)
+
+    pr = sub.add_parser("prune", help="retention: delete raw rows (prediction log, LLM interactions, published "
+                        "outbox, pending labels) older than a cutoff")
+    pr.add_argument("--older-than", required=True, help="e.g. 30d; at least the label delay (default 7d)")
+    pr.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    pr.add_argument("--batch", type=int, default=10_000, help="rows per transaction")
+    pr.set_defaults(func=cmd_prune)
 
     s = sub.add_parser("simulate", help="publish simulated prediction traffic that drifts")
     s.add_argument("--model", default="credit-risk")
