@@ -252,12 +252,44 @@ class Rule(_Strict):
         return TriggerPolicy(action=self.action, m=self.m, n=self.n, cooldown_s=self.cooldown)
 
 
+# The detectors whose per-window results rules are tested on: what streams/model_stream.py and
+# streams/llm_stream.py observe at a window close (tests/test_policies.py keeps the two in step). A rule naming
+# anything else would load and never hold, so it is refused at load time.
+MODEL_RULE_DETECTORS = ("drift.features", "drift.prediction", "quality.data", "quality.volume", "fairness.parity")
+APPLICATION_RULE_DETECTORS = ("safety.window", "llm.quality", "llm.drift", "safety.provider_health")
+# judged when labels arrive, outside any window close (docs/policies.md)
+LABEL_DETECTORS = ("performance", "concept.adwin", "concept.page_hinkley", "fairness.labels")
+
+
+def _nameable(when: Condition, names: tuple[str, ...], scope: str) -> Condition:
+    if when.detector in names:
+        return when
+    if when.detector in LABEL_DETECTORS:
+        why = " (its findings are judged when labels arrive, outside window closes: rules cannot name them yet)"
+    else:
+        hint = difflib.get_close_matches(when.detector, names, n=1)
+        why = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise PydanticCustomError(
+        "rule_detector", "{scope} rules cannot name detector {detector}{why}; they can name: {names}",
+        {"scope": scope, "detector": repr(when.detector), "why": why, "names": ", ".join(names)})
+
+
 class ModelRule(Rule):
     action: Literal["alert", "retrain"]
+
+    @field_validator("when")
+    @classmethod
+    def _model_detector(cls, when: Condition) -> Condition:
+        return _nameable(when, MODEL_RULE_DETECTORS, "model")
 
 
 class ApplicationRule(Rule):
     action: Literal["alert", "prompt_update", "fine_tune"]
+
+    @field_validator("when")
+    @classmethod
+    def _application_detector(cls, when: Condition) -> Condition:
+        return _nameable(when, APPLICATION_RULE_DETECTORS, "application")
 
 
 class ModelPolicy(_Strict):

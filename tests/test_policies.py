@@ -107,7 +107,7 @@ def test_conditions_on_status_and_metrics() -> None:
             rules:
               - when: {detector: safety.window, metric: injection_attempt_rate, above: 0.02}
                 action: alert
-              - when: {detector: quality.window, metric: rating, below: 3.5}
+              - when: {detector: llm.quality, metric: rating, below: 3.5}
                 action: alert
     """))
     above, below = ps.rules_for_application("bot")
@@ -117,8 +117,8 @@ def test_conditions_on_status_and_metrics() -> None:
     assert not above.holds([Observation("safety.window", metrics={"injection_attempt_rate": None})])
     assert not above.holds([Observation("safety.window", metrics={"injection_attempt_rate": float("nan")})])
     assert not above.holds([Observation("safety.window", metrics={})])
-    assert below.holds([Observation("quality.window", metrics={"rating": 3.0})])
-    assert not below.holds([Observation("quality.window", metrics={"rating": 4.0})])
+    assert below.holds([Observation("llm.quality", metrics={"rating": 3.0})])
+    assert not below.holds([Observation("llm.quality", metrics={"rating": 4.0})])
 
 
 # --- errors name the line and the field ---------------------------------------------------------------------------
@@ -164,37 +164,37 @@ def test_the_briefs_example_error() -> None:
      "policies.yaml:6: models[m].detectors.drift.correction: must be 'bonferroni' or 'bh' (got 'holm')"),
     ("version: 1\nmodels:\n  m:\n    detectors:\n      fairness: {attributes: []}\n",
      "policies.yaml:5: models[m].detectors.fairness.attributes: must not be empty"),
-    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: drift}\n        action: prompt_update\n",
+    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: drift}\n        action: prompt_update\n",
      ("policies.yaml:6: models[m].rules[0].action: must be 'alert' or 'retrain' (got 'prompt_update'); "
      "prompt_update and fine_tune are for applications")),
-    ("version: 1\napplications:\n  a:\n    rules:\n      - when: {detector: d, status: x}\n        action: retrain\n",
+    ("version: 1\napplications:\n  a:\n    rules:\n      - when: {detector: llm.drift, status: x}\n        action: retrain\n",
      ("policies.yaml:6: applications[a].rules[0].action: must be 'alert', 'prompt_update' or 'fine_tune' "
      "(got 'retrain'); retrain is for models")),
-    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, metric: x}\n        action: alert\n",
+    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, metric: x}\n        action: alert\n",
      "policies.yaml:5: models[m].rules[0].when: metric needs exactly one of above or below"),
-    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x, above: 1}\n        action: alert\n",
+    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x, above: 1}\n        action: alert\n",
      "policies.yaml:5: models[m].rules[0].when: give either status, or metric with above/below, not both"),
-    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d}\n        action: alert\n",
+    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features}\n        action: alert\n",
      "policies.yaml:5: models[m].rules[0].when: needs status (of a finding) or metric with above or below"),
-    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n",
+    ("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n",
      "policies.yaml:5: models[m].rules[0].action: required field is missing"),
-    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n        action: alert\n"
+    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n        action: alert\n"
      "        severity: high\n"),
      "policies.yaml:7: models[m].rules[0].severity: must be 'warn' or 'critical' (got 'high')"),
-    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n        action: alert\n"
+    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n        action: alert\n"
      "        cooldown: soon\n"),
      "policies.yaml:7: models[m].rules[0].cooldown: not a duration: 'soon' (use e.g. 30s, 10m, 6h, 1d)"),
-    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n        action: alert\n"
+    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n        action: alert\n"
      "        count: two\n"),
      "policies.yaml:7: models[m].rules[0].count: must be an integer (got 'two')"),
-    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n        action: alert\n"
+    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n        action: alert\n"
      "        approval: maybe\n"),
      "policies.yaml:7: models[m].rules[0].approval: must be true or false (got 'maybe')"),
     ("version: 1\nmodels:\n  m:\n    rules: {when: x}\n", "policies.yaml:4: models[m].rules: must be a list"),
-    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n        action: alert\n"
+    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n        action: alert\n"
      "        in_last: 0\n"),
      "policies.yaml:7: models[m].rules[0].in_last: must be >= 1 (got 0)"),
-    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: d, status: x}\n        action: alert\n"
+    (("version: 1\nmodels:\n  m:\n    rules:\n      - when: {detector: drift.features, status: x}\n        action: alert\n"
      "        thresold: 2\n"),
      "policies.yaml:7: models[m].rules[0].thresold: unknown field"),
     ("version: 1\nmodels:\n  m:\n    detectors:\n      drift: {alpha: .nan}\n",
@@ -236,7 +236,7 @@ def test_yaml_problems_are_reported_with_lines(tmp_path: Path) -> None:
 
 def test_file_name_and_line_come_from_the_path(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("# comment\n\nversion: 1\nmodels:\n  m:\n    rules:\n      - {when: {detector: d, status: s}, "
+    path.write_text("# comment\n\nversion: 1\nmodels:\n  m:\n    rules:\n      - {when: {detector: drift.features, status: s}, "
                     "action: alert, count: 0}\n")
     with pytest.raises(PolicyFileError) as info:
         load_policies(path)
@@ -306,3 +306,43 @@ def test_ledger_never_allows_more_than_the_limits(requests: list[tuple[str, str]
     assert len(budgeted) <= fleet
     assert all(budgeted.count(key) <= per_model for key in set(budgeted))
     assert [x for x in allowed if x[1] == "alert"] == [x for x in requests if x[1] == "alert"]
+
+
+# --- which detectors a rule can name ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scope", "detector", "message"), [
+    ("models", "performance", ("model rules cannot name detector 'performance' (its findings are judged when "
+                               "labels arrive, outside window closes: rules cannot name them yet); they can name: "
+                               "drift.features, drift.prediction, quality.data, quality.volume, fairness.parity")),
+    ("models", "concept.adwin", "rules cannot name them yet"),
+    ("models", "drift.feature", "model rules cannot name detector 'drift.feature' (did you mean 'drift.features'?)"),
+    ("models", "safety.window", "model rules cannot name detector 'safety.window'"),  # the other scope's
+    ("applications", "drift.features", "application rules cannot name detector 'drift.features'"),
+])
+def test_a_rule_naming_a_detector_it_never_observes_is_refused(scope: str, detector: str, message: str) -> None:
+    """Such a rule used to load and never hold, silently (docs/policies.md's own example had one)."""
+    action = "retrain" if scope == "models" else "alert"
+    lines = _errors(f"""
+        version: 1
+        {scope}:
+          x:
+            rules:
+              - when: {{detector: {detector}, status: drift}}
+                action: {action}
+    """)
+    assert len(lines) == 1 and lines[0].startswith(f"policies.yaml:5: {scope}[x].rules[0].when: ")
+    assert message in lines[0]
+
+
+def test_the_nameable_detectors_are_those_the_streams_observe() -> None:
+    """The lists the loader checks against stay in step with what a window close observes."""
+    from retrain.policies import APPLICATION_RULE_DETECTORS, LABEL_DETECTORS, MODEL_RULE_DETECTORS
+    from streams import labels, llm_stream, model_stream
+
+    assert set(MODEL_RULE_DETECTORS) == {model_stream.DRIFT_DETECTOR, model_stream.PREDICTION_DRIFT_DETECTOR,
+                                         model_stream.QUALITY_DETECTOR, model_stream.VOLUME_DETECTOR,
+                                         model_stream.FAIRNESS_DETECTOR}
+    assert set(APPLICATION_RULE_DETECTORS) == {llm_stream.SAFETY_DETECTOR, llm_stream.QUALITY_DETECTOR,
+                                               llm_stream.DRIFT_DETECTOR, llm_stream.HEALTH_DETECTOR}
+    assert {labels.PERFORMANCE_DETECTOR, labels.LABEL_FAIRNESS_DETECTOR} <= set(LABEL_DETECTORS)
