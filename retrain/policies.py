@@ -255,17 +255,20 @@ class Rule(_Strict):
 # The detectors whose per-window results rules are tested on: what streams/model_stream.py and
 # streams/llm_stream.py observe at a window close (tests/test_policies.py keeps the two in step). A rule naming
 # anything else would load and never hold, so it is refused at load time.
-MODEL_RULE_DETECTORS = ("drift.features", "drift.prediction", "quality.data", "quality.volume", "fairness.parity")
+WINDOW_RULE_DETECTORS = ("drift.features", "drift.prediction", "quality.data", "quality.volume", "fairness.parity")
+# judged when labels arrive, outside any window close: their rules decide then (streams/labels.py)
+LABEL_RULE_DETECTORS = ("performance", "concept.adwin", "concept.page_hinkley")
+MODEL_RULE_DETECTORS = WINDOW_RULE_DETECTORS + LABEL_RULE_DETECTORS
 APPLICATION_RULE_DETECTORS = ("safety.window", "llm.quality", "llm.drift", "safety.provider_health")
-# judged when labels arrive, outside any window close (docs/policies.md)
-LABEL_DETECTORS = ("performance", "concept.adwin", "concept.page_hinkley", "fairness.labels")
+# label-based too, but not nameable yet
+LABEL_DETECTORS = ("fairness.labels",)
 
 
 def _nameable(when: Condition, names: tuple[str, ...], scope: str) -> Condition:
     if when.detector in names:
         return when
     if when.detector in LABEL_DETECTORS:
-        why = " (its findings are judged when labels arrive, outside window closes: rules cannot name them yet)"
+        why = " (its findings are recounted from the prediction log as labels arrive: rules cannot name it yet)"
     else:
         hint = difflib.get_close_matches(when.detector, names, n=1)
         why = f" (did you mean {hint[0]!r}?)" if hint else ""

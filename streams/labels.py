@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,11 +28,14 @@ from detectors.performance import (
     RegressionSums,
     evaluate_performance,
 )
+from retrain.policies import BoundRule, Budget, Observation
+from retrain.policy import PolicyState, decide
 from storage import repo
 from storage.models import PendingLabel, PredictionLog, WindowPerformance, utcnow
 from storage.repo import StaleStateError
 from streams.columns import _as_category
 from streams.topics import Topics
+from streams.triggers import fire
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE = ("ref", 0)
 CONCEPT = ("concept", 0)
+RULES = ("rules", 0)  # the label-based rules' policy states of a model version
 PERFORMANCE_DETECTOR = "performance"
 LABEL_FAIRNESS_DETECTOR = "fairness.labels"
 # the favourable outcome, as in the window's own fairness counts (streams/model_stream.py)
@@ -83,10 +87,15 @@ class _Label:
     occurred_at: datetime
 
 
+# a model's rules and budget (the processor's, from the policy file or the defaults)
+RulesFor = Callable[[str], tuple[Sequence[BoundRule], Budget | None]]
+
+
 class LabelJoin:
-    def __init__(self, config: LabelConfig, topics: Topics) -> None:
+    def __init__(self, config: LabelConfig, topics: Topics, rules_for: RulesFor | None = None) -> None:
         self.config = config
         self.topics = topics
+        self.rules_for = rules_for
 
     # -- the prediction side ---------------------------------------------------------------------------
 
@@ -181,12 +190,14 @@ class LabelJoin:
         perf.load([*changes, REFERENCE, *([CONCEPT] if self.config.concept and losses else [])])
         for (kind, idx), delta in changes.items():
             delta.apply(perf.get(kind, idx))
+        # the rules' clock (cooldowns) is event time: the latest label applied in this batch
+        at = max((label.occurred_at for _, label in pairs), default=None)
         if self.config.concept and losses:
-            self._concept(session, perf, losses, res)
+            self._concept(session, perf, losses, res, at)
         ref = perf.get(*REFERENCE)
         for kind, idx in sorted(changes):
             if (kind, idx) != REFERENCE:
-                self._evaluate(session, perf, kind, idx, ref, res)
+                self._evaluate(session, perf, kind, idx, ref, res, at)
                 self._fairness(session, perf, kind, idx, res)
 
     def _fairness(self, session: Session, perf: _Windows, kind: str, idx: int, res: BatchResult) -> None:
@@ -231,7 +242,7 @@ class LabelJoin:
                                      "status": status, "severity": "warn", "summary": text, "alerts": alerts})
 
     def _evaluate(self, session: Session, perf: _Windows, kind: str, idx: int, ref: dict[str, Any],
-                  res: BatchResult) -> None:
+                  res: BatchResult, at: datetime | None) -> None:
         w = perf.get(kind, idx)
         counts = _counts(w)
         if counts is None:
@@ -261,13 +272,19 @@ class LabelJoin:
                                 score=result.value, summary=text, details=details)
             res.findings_revised += 1
         w["finding"] = revision
+        if w.get("status") != status:  # a rule observes a window's verdict when it changes, not every revision
+            w["status"] = status
+            self._observe(session, perf, Observation(PERFORMANCE_DETECTOR, status, {
+                result.metric: result.value, "label_coverage": result.label_coverage,
+                "degradation": result.degradation}), kind, idx, at, [key], res)
         if result.status == PerformanceStatus.DEGRADED:
             repo.add_outbox(session, message_id=f"{key}:r{revision}", topic=self.topics.findings, key=perf.model,
                             payload={"id": key, "revision": revision, "model": perf.model,
                                      "model_version": perf.version, "detector": PERFORMANCE_DETECTOR,
                                      "status": status, "severity": severity, "summary": text})
 
-    def _concept(self, session: Session, perf: _Windows, losses: list[float], res: BatchResult) -> None:
+    def _concept(self, session: Session, perf: _Windows, losses: list[float], res: BatchResult,
+                 at_time: datetime | None) -> None:
         c = perf.get(*CONCEPT)
         a_state = adwin.AdwinState.from_dict(c["adwin"]) if c.get("adwin") else adwin.init_state()
         p_state = page_hinkley.PageHinkleyState.from_dict(c["ph"]) if c.get("ph") else page_hinkley.init_state()
@@ -290,7 +307,30 @@ class LabelJoin:
                                     payload={"id": key, "model": perf.model, "model_version": perf.version,
                                              "detector": name, "status": "drift", "severity": "warn",
                                              "summary": text})
+                    # a change in the error stream has no window: the rules see it at its labelled event
+                    self._observe(session, perf, Observation(name, "drift", {"mean": a_state.mean}),
+                                  "labelled", at, at_time, [key], res)
         c.update(adwin=a_state.to_dict(), ph=p_state.to_dict(), seen=seen + len(losses))
+
+
+    def _observe(self, session: Session, perf: _Windows, obs: Observation, kind: str, idx: int,
+                 at: datetime | None, finding_ids: list[str], res: BatchResult) -> None:
+        """The model's rules on ``obs.detector`` (label-based) decide on it; their states live in the model
+        version's ``rules`` performance row, written with the batch."""
+        if self.rules_for is None:
+            return
+        rules, budget = self.rules_for(perf.model)
+        mine = [r for r in rules if r.rule.when.detector == obs.detector]
+        if not mine:
+            return
+        states = perf.get(*RULES).setdefault("policies", {})
+        for rule in mine:
+            decision = decide(rule.trigger_policy(), PolicyState.from_dict(states.get(rule.id)),
+                              rule.holds([obs]), at or utcnow())
+            states[rule.id] = decision.state.to_dict()
+            if decision.fire:
+                fire(session, rule, decision.reason, model=perf.model, version=perf.version, kind=kind, index=idx,
+                     end_at=None, finding_ids=finding_ids, res=res, budget=budget, topics=self.topics)
 
 
 def _fmt(x: float | None) -> str:

@@ -37,11 +37,12 @@ from detectors.quality import (
     VolumeResult,
     evaluate_quality_many,
 )
-from retrain.policies import BoundRule, Budget, ModelRule, Observation, check_budget
-from retrain.policy import PolicyState, TriggerPolicy, decide, trigger_id
+from retrain.policies import LABEL_RULE_DETECTORS, BoundRule, Budget, ModelRule, Observation
+from retrain.policy import PolicyState, TriggerPolicy, decide
 from storage import repo
 from streams.columns import CATEGORICAL, NUMERIC, _as_category, infer_kinds, to_columns
 from streams.topics import Topics
+from streams.triggers import fire
 from streams.window_state import WindowAcc, _iso, merge_runs
 
 if TYPE_CHECKING:
@@ -615,50 +616,16 @@ class ModelStream:
     def _rules(self) -> list[tuple[BoundRule, str, TriggerPolicy]]:
         """The rules with their ids and trigger policies, built once (every window of a sliding window
         consults every rule)."""
-        if self._bound is None:
-            self._bound = [(rule, rule.id, rule.trigger_policy()) for rule in self.config.rules]
+        if self._bound is None:  # label-based rules decide when labels arrive (streams/labels.py), not here
+            self._bound = [(rule, rule.id, rule.trigger_policy()) for rule in self.config.rules
+                           if rule.rule.when.detector not in LABEL_RULE_DETECTORS]
         return self._bound
 
     def _fire(self, session: Session, rule: BoundRule, why: str, kind: str, index: int, end_at: datetime | None,
               finding_ids: list[str], res: BatchResult) -> None:
         """A rule's decision fired: its trigger, unless the budget refuses it (then a refusal finding)."""
-        action = rule.rule.action
-        when = rule.rule.when
-        what = f"{when.detector} {when.status or when.metric}"
-        reason = f"{what}: {why} (rule {rule.id})"
-        dedupe = f"{self.model}:{self.version}:{rule.id}:{kind}:{index}"
-        # the trigger names the window's findings of the detector its rule watches (keys end detector:kind:index)
-        finding_ids = [f for f in finding_ids if f.rsplit(":", 3)[-3] == when.detector]
-        budget = self.config.budget
-        if budget is not None and action in budget.applies_to:
-            verdict = _budget_check(session, budget, self.model, action)
-            if not verdict.allowed:
-                key = f"{self.model}:{self.version}:policy.budget:{rule.id}:{kind}:{index}"
-                text = f"{action} for {self.model} v{self.version} not triggered: {verdict.reason}"
-                if repo.add_finding(session, finding_key=key, model=self.model, model_version=self.version,
-                                    window_id=None, detector="policy.budget", status="refused", severity="warn",
-                                    score=None, summary=text, details={"rule": rule.id, "action": action,
-                                                                        "reason": verdict.reason}):
-                    res.findings += 1
-                    repo.add_outbox(session, message_id=key, topic=self.topics.findings, key=self.model, payload={
-                        "id": key, "model": self.model, "model_version": self.version,
-                        "detector": "policy.budget", "status": "refused", "severity": "warn", "summary": text})
-                log.warning("%s", text)
-                return
-        tid = trigger_id(dedupe)
-        status = "awaiting_approval" if rule.rule.needs_approval else "pending"
-        payload = {"id": tid, "dedupe_key": dedupe, "action": action, "model": self.model,
-                   "model_version": self.version, "rule": rule.id, "severity": rule.rule.severity,
-                   "reason": reason, "findings": list(finding_ids),
-                   "window": {"kind": kind, "index": index, "end_at": _iso(end_at)}}
-        if repo.add_trigger(session, id=tid, dedupe_key=dedupe, model=self.model, model_version=self.version,
-                            action=action, status=status, reason=reason,
-                            finding_ids={"findings": list(finding_ids), "payload": payload}):
-            res.triggers += 1
-            if status == "pending":
-                repo.add_outbox(session, message_id=tid, topic=self.topics.triggers, key=self.model,
-                                payload=payload)
-            log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, self.model, self.version, reason)
+        fire(session, rule, why, model=self.model, version=self.version, kind=kind, index=index, end_at=end_at,
+             finding_ids=finding_ids, res=res, budget=self.config.budget, topics=self.topics)
 
 
 def _fairness_summary(result: FairnessResult) -> dict[str, Any]:
@@ -680,12 +647,6 @@ def _problem_text(p: Mapping[str, Any]) -> str:
         return f"{p['check']} {p['feature']}"
     shares = f"{100 * value:.1f} %" + (f" vs {100 * expected:.1f} %" if expected is not None else "")
     return f"{p['check']} {p['feature']} ({shares})"
-
-
-def _budget_check(session: Session, budget: Budget, model: str, action: str) -> Any:
-    day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    model_today, fleet_today = repo.trigger_counts_since(session, day, model, action, tuple(budget.applies_to))
-    return check_budget(budget, model=model, action=action, model_today=model_today, fleet_today=fleet_today)
 
 
 def default_rules(cooldown_s: float) -> tuple[BoundRule, ...]:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from retrain.policies import PolicySet
+from retrain.policies import LABEL_RULE_DETECTORS, BoundRule, Budget, PolicySet
 from storage import repo
 from storage.repo import StaleStateError
 from streams.topics import Topics
@@ -118,7 +118,7 @@ class BatchProcessor:
         self.sessions = sessions
         self.config = config
         self._streams: dict[tuple[str, str], tuple[int, ModelStream]] = {}
-        self.labels = LabelJoin(config.labels, config.topics)
+        self.labels = LabelJoin(config.labels, config.topics, rules_for=self._label_rules)
         self._configs: dict[str, StreamConfig] = {}
 
     # -- public ---------------------------------------------------------------------------------------
@@ -162,6 +162,11 @@ class BatchProcessor:
                       rules=rules if rules else base.rules, budget=ps.budget_for(model))
         self._configs[model] = cfg
         return cfg
+
+    def _label_rules(self, model: str) -> tuple[tuple[BoundRule, ...], Budget | None]:
+        """A model's rules on label-based detectors (performance, concept drift), and its budget."""
+        cfg = self.stream_config(model)
+        return tuple(r for r in cfg.rules if r.rule.when.detector in LABEL_RULE_DETECTORS), cfg.budget
 
     def forget(self) -> None:
         """Drop caches, e.g. when partitions are revoked."""

@@ -177,3 +177,82 @@ def test_a_performance_row_created_meanwhile_rolls_the_batch_back(sessions) -> N
         s.rollback()
     with sessions() as s:
         assert {r.window_index: r.n_predictions for r in s.scalars(select(WindowPerformance))} == {1: 1}
+
+
+LABEL_RULES = """
+version: 1
+models:
+  credit-risk:
+    rules:
+      - name: perf-retrain
+        when: {detector: performance, status: degraded}
+        action: retrain
+      - name: adwin-alert
+        when: {detector: concept.adwin, status: drift}
+        action: alert
+        cooldown: 1d
+"""
+
+
+def test_rules_on_label_based_findings_trigger_when_labels_arrive(sessions) -> None:  # type: ignore[no-untyped-def]
+    """A retrain on a degraded window and an alert on ADWIN: decided as labels arrive, once per window (revisions
+    of the same window's verdict do not fire again), with the rules' states kept apart from the window closes'."""
+    from retrain.policies import parse_policies
+    from storage.models import ModelState, Trigger, WindowPerformance
+
+    proc = BatchProcessor(sessions, replace(CONFIG, policies=parse_policies(LABEL_RULES)))
+    for b in chunks(records(events(SC)), 500):
+        proc.process(b)
+    labels = list(feedback(SC, LabelScenario(accuracy=0.92, degraded_accuracy=0.6, degrade_after=3000)))
+    for b in chunks(_fb(labels), 400):  # window 1's verdict is revised by each later chunk
+        proc.process(b)
+    assert _perf(sessions, 1)[0].status == "degraded" and _perf(sessions, 1)[0].revision >= 1
+    with sessions() as s:
+        triggers = s.scalars(select(Trigger).order_by(Trigger.created_at)).all()
+        retrain = [t for t in triggers if t.action == "retrain"]
+        alerts = [t for t in triggers if t.action == "alert"]
+        assert [t.dedupe_key for t in retrain] == ["credit-risk:1:models/credit-risk/perf-retrain:count:1"]
+        assert retrain[0].status == "pending" and retrain[0].model_version == "1"
+        assert retrain[0].finding_ids["findings"] == ["credit-risk:1:performance:count:1"]
+        assert "performance degraded" in retrain[0].reason
+        assert len(alerts) == 1 and alerts[0].dedupe_key.startswith("credit-risk:1:models/credit-risk/adwin-alert:")
+        assert alerts[0].finding_ids["findings"][0].startswith("credit-risk:1:concept.adwin:")  # within a day
+        published = [m.payload["id"] for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.topic == TOPICS.triggers))]
+        assert published == [t.id for t in triggers]
+        # the label rules' memory lives with the labels, not in the window closes' policy states
+        row = s.scalar(select(WindowPerformance).where(WindowPerformance.kind == "rules"))
+        assert set(row.state["policies"]) == {"models/credit-risk/perf-retrain", "models/credit-risk/adwin-alert"}
+        state = s.scalar(select(ModelState.state).where(ModelState.model == "credit-risk"))
+        assert not set(state.get("rules", {})) & set(row.state["policies"])
+
+
+def test_without_label_rules_labels_trigger_nothing(sessions) -> None:  # type: ignore[no-untyped-def]
+    from storage.models import Trigger
+
+    proc = BatchProcessor(sessions, CONFIG)  # the default rules: drift retrains, fairness alerts
+    for b in chunks(records(events(SC)), 500):
+        proc.process(b)
+    labels = list(feedback(SC, LabelScenario(accuracy=0.92, degraded_accuracy=0.6, degrade_after=3000)))
+    for b in chunks(_fb(labels), 400):
+        proc.process(b)
+    assert _perf(sessions, 1)[0].status == "degraded"
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Trigger)) == 0
+
+
+def test_a_label_rule_counts_windows_not_revisions(sessions) -> None:  # type: ignore[no-untyped-def]
+    """`count: 2` needs two windows judged degraded: window 1's verdict revised again and again is one."""
+    from retrain.policies import parse_policies
+    from storage.models import Trigger
+
+    two = LABEL_RULES.replace("        action: retrain\n", "        action: retrain\n        count: 2\n", 1)
+    proc = BatchProcessor(sessions, replace(CONFIG, policies=parse_policies(two)))
+    for b in chunks(records(events(SC)), 500):
+        proc.process(b)
+    labels = list(feedback(SC, LabelScenario(accuracy=0.92, degraded_accuracy=0.6, degrade_after=3000)))
+    for b in chunks(_fb(labels), 400):
+        proc.process(b)
+    assert _perf(sessions, 1)[0].revision >= 1  # judged, then revised
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Trigger).where(Trigger.action == "retrain")) == 0

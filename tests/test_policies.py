@@ -312,13 +312,15 @@ def test_ledger_never_allows_more_than_the_limits(requests: list[tuple[str, str]
 
 
 @pytest.mark.parametrize(("scope", "detector", "message"), [
-    ("models", "performance", ("model rules cannot name detector 'performance' (its findings are judged when "
-                               "labels arrive, outside window closes: rules cannot name them yet); they can name: "
-                               "drift.features, drift.prediction, quality.data, quality.volume, fairness.parity")),
-    ("models", "concept.adwin", "rules cannot name them yet"),
+    ("models", "fairness.labels", ("model rules cannot name detector 'fairness.labels' (its findings are recounted "
+                                   "from the prediction log as labels arrive: rules cannot name it yet); they can "
+                                   "name: drift.features, drift.prediction, quality.data, quality.volume, "
+                                   "fairness.parity, performance, concept.adwin, concept.page_hinkley")),
     ("models", "drift.feature", "model rules cannot name detector 'drift.feature' (did you mean 'drift.features'?)"),
+    ("models", "performance.window", "(did you mean 'performance'?)"),
     ("models", "safety.window", "model rules cannot name detector 'safety.window'"),  # the other scope's
     ("applications", "drift.features", "application rules cannot name detector 'drift.features'"),
+    ("applications", "performance", "application rules cannot name detector 'performance'"),
 ])
 def test_a_rule_naming_a_detector_it_never_observes_is_refused(scope: str, detector: str, message: str) -> None:
     """Such a rule used to load and never hold, silently (docs/policies.md's own example had one)."""
@@ -337,12 +339,21 @@ def test_a_rule_naming_a_detector_it_never_observes_is_refused(scope: str, detec
 
 def test_the_nameable_detectors_are_those_the_streams_observe() -> None:
     """The lists the loader checks against stay in step with what a window close observes."""
-    from retrain.policies import APPLICATION_RULE_DETECTORS, LABEL_DETECTORS, MODEL_RULE_DETECTORS
+    from detectors.concept import adwin, page_hinkley
+    from retrain.policies import (
+        APPLICATION_RULE_DETECTORS,
+        LABEL_DETECTORS,
+        LABEL_RULE_DETECTORS,
+        MODEL_RULE_DETECTORS,
+        WINDOW_RULE_DETECTORS,
+    )
     from streams import labels, llm_stream, model_stream
 
-    assert set(MODEL_RULE_DETECTORS) == {model_stream.DRIFT_DETECTOR, model_stream.PREDICTION_DRIFT_DETECTOR,
-                                         model_stream.QUALITY_DETECTOR, model_stream.VOLUME_DETECTOR,
-                                         model_stream.FAIRNESS_DETECTOR}
+    assert set(WINDOW_RULE_DETECTORS) == {model_stream.DRIFT_DETECTOR, model_stream.PREDICTION_DRIFT_DETECTOR,
+                                          model_stream.QUALITY_DETECTOR, model_stream.VOLUME_DETECTOR,
+                                          model_stream.FAIRNESS_DETECTOR}
+    assert set(LABEL_RULE_DETECTORS) == {labels.PERFORMANCE_DETECTOR, adwin.DETECTOR_NAME, page_hinkley.DETECTOR_NAME}
+    assert set(MODEL_RULE_DETECTORS) == set(WINDOW_RULE_DETECTORS) | set(LABEL_RULE_DETECTORS)
     assert set(APPLICATION_RULE_DETECTORS) == {llm_stream.SAFETY_DETECTOR, llm_stream.QUALITY_DETECTOR,
                                                llm_stream.DRIFT_DETECTOR, llm_stream.HEALTH_DETECTOR}
-    assert {labels.PERFORMANCE_DETECTOR, labels.LABEL_FAIRNESS_DETECTOR} <= set(LABEL_DETECTORS)
+    assert set(LABEL_DETECTORS) == {labels.LABEL_FAIRNESS_DETECTOR}
