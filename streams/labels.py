@@ -5,6 +5,7 @@ it arrives — before the prediction (kept in ``pending_labels``), minutes or ho
 the counts of the prediction's window (``window_performance``, optimistic revision) and the window's
 performance finding is revised in place: one finding per window, ``revision`` counting its updates.
 The per-event error stream, in label-arrival order, feeds ADWIN and Page–Hinkley per model version.
+Policy rules on these detectors decide here, as the labels arrive (``_observe``; docs/policies.md).
 """
 
 from __future__ import annotations
@@ -311,7 +312,6 @@ class LabelJoin:
                     self._observe(session, perf, Observation(name, "drift", {"mean": a_state.mean}),
                                   "labelled", at, at_time, [key], res)
         c.update(adwin=a_state.to_dict(), ph=p_state.to_dict(), seen=seen + len(losses))
-
 
     def _observe(self, session: Session, perf: _Windows, obs: Observation, kind: str, idx: int,
                  at: datetime | None, finding_ids: list[str], res: BatchResult) -> None:
