@@ -257,21 +257,16 @@ class Rule(_Strict):
 # anything else would load and never hold, so it is refused at load time.
 WINDOW_RULE_DETECTORS = ("drift.features", "drift.prediction", "quality.data", "quality.volume", "fairness.parity")
 # judged when labels arrive, outside any window close: their rules decide then (streams/labels.py)
-LABEL_RULE_DETECTORS = ("performance", "concept.adwin", "concept.page_hinkley")
+LABEL_RULE_DETECTORS = ("performance", "concept.adwin", "concept.page_hinkley", "fairness.labels")
 MODEL_RULE_DETECTORS = WINDOW_RULE_DETECTORS + LABEL_RULE_DETECTORS
 APPLICATION_RULE_DETECTORS = ("safety.window", "llm.quality", "llm.drift", "safety.provider_health")
-# label-based too, but not nameable yet
-LABEL_DETECTORS = ("fairness.labels",)
 
 
 def _nameable(when: Condition, names: tuple[str, ...], scope: str) -> Condition:
     if when.detector in names:
         return when
-    if when.detector in LABEL_DETECTORS:
-        why = " (its findings are recounted from the prediction log as labels arrive: rules cannot name it yet)"
-    else:
-        hint = difflib.get_close_matches(when.detector, names, n=1)
-        why = f" (did you mean {hint[0]!r}?)" if hint else ""
+    hint = difflib.get_close_matches(when.detector, names, n=1)
+    why = f" (did you mean {hint[0]!r}?)" if hint else ""
     raise PydanticCustomError(
         "rule_detector", "{scope} rules cannot name detector {detector}{why}; they can name: {names}",
         {"scope": scope, "detector": repr(when.detector), "why": why, "names": ", ".join(names)})

@@ -199,9 +199,10 @@ class LabelJoin:
         for kind, idx in sorted(changes):
             if (kind, idx) != REFERENCE:
                 self._evaluate(session, perf, kind, idx, ref, res, at)
-                self._fairness(session, perf, kind, idx, res)
+                self._fairness(session, perf, kind, idx, res, at)
 
-    def _fairness(self, session: Session, perf: _Windows, kind: str, idx: int, res: BatchResult) -> None:
+    def _fairness(self, session: Session, perf: _Windows, kind: str, idx: int, res: BatchResult,
+                  at: datetime | None) -> None:
         """Label-based fairness (equal opportunity, equalized odds, predictive parity) of one window, judged
         again as its labels arrive. Recounted from the window's logged rows: O(window) per labelled batch."""
         rows = session.execute(select(PredictionLog.sensitive, PredictionLog.y_pred, PredictionLog.y_true).where(
@@ -236,6 +237,19 @@ class LabelJoin:
                                 summary=text, details=details)
             res.findings_revised += 1
         w["fair_finding"] = revision
+        if w.get("fair_status") != status:  # as performance: a rule observes the verdict when it changes
+            w["fair_status"] = status
+            # the label-based gaps, named as the window rows name theirs: "<attribute>.<metric>_difference" and
+            # the worst over attributes, "<metric>_difference" (selection rates are the window close's)
+            metrics: dict[str, float | None] = {}
+            for attr, differences in result.differences().items():
+                for metric, value in differences.items():
+                    if metric != "selection_rate":
+                        metrics[f"{attr}.{metric}_difference"] = value
+                        if value is not None:
+                            metrics[f"{metric}_difference"] = max(value, metrics.get(f"{metric}_difference") or 0.0)
+            self._observe(session, perf, Observation(LABEL_FAIRNESS_DETECTOR, status, metrics), kind, idx, at,
+                          [key], res)
         if alerts:
             repo.add_outbox(session, message_id=f"{key}:r{revision}", topic=self.topics.findings, key=perf.model,
                             payload={"id": key, "revision": revision, "model": perf.model,

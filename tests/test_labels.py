@@ -256,3 +256,43 @@ def test_a_label_rule_counts_windows_not_revisions(sessions) -> None:  # type: i
     assert _perf(sessions, 1)[0].revision >= 1  # judged, then revised
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Trigger).where(Trigger.action == "retrain")) == 0
+
+
+FAIRNESS_RULES = """
+version: 1
+models:
+  credit-risk:
+    rules:
+      - name: gap
+        when: {detector: fairness.labels, status: alert}
+        action: alert
+        cooldown: 0s
+      - name: tpr
+        when: {detector: fairness.labels, metric: true_positive_rate_difference, above: 0.2}
+        action: alert
+        cooldown: 0s
+"""
+
+
+def test_rules_on_label_based_fairness(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Missed positives in group b open an equal-opportunity gap once labels arrive: both rules fire, once per
+    window whose verdict turned to alert, naming that window's finding."""
+    from retrain.policies import parse_policies
+    from storage.models import Trigger
+
+    sc = replace(SC, n_events=5000)
+    proc = BatchProcessor(sessions, replace(CONFIG, policies=parse_policies(FAIRNESS_RULES)))
+    for b in chunks(records(events(sc)), 500):
+        proc.process(b)
+    fair = LabelScenario(accuracy=1.0, missed_positives_in="b", missed_rate=0.5)
+    for b in chunks(_fb(list(feedback(sc, fair))), 1000):
+        proc.process(b)
+    with sessions() as s:
+        found = {f.finding_key for f in s.scalars(select(Finding).where(Finding.detector == "fairness.labels"))}
+        triggers = s.scalars(select(Trigger)).all()
+    by_rule: dict[str, list[str]] = {"gap": [], "tpr": []}
+    for t in triggers:
+        rule = t.dedupe_key.split(":")[2].rsplit("/", 1)[1]
+        by_rule[rule].append(t.finding_ids["findings"][0])
+    assert found and sorted(by_rule["gap"]) == sorted(found)  # one per window with a gap, each naming its finding
+    assert by_rule["tpr"] and set(by_rule["tpr"]) <= found

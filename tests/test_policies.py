@@ -312,10 +312,9 @@ def test_ledger_never_allows_more_than_the_limits(requests: list[tuple[str, str]
 
 
 @pytest.mark.parametrize(("scope", "detector", "message"), [
-    ("models", "fairness.labels", ("model rules cannot name detector 'fairness.labels' (its findings are recounted "
-                                   "from the prediction log as labels arrive: rules cannot name it yet); they can "
-                                   "name: drift.features, drift.prediction, quality.data, quality.volume, "
-                                   "fairness.parity, performance, concept.adwin, concept.page_hinkley")),
+    ("models", "accuracy", ("model rules cannot name detector 'accuracy'; they can name: drift.features, "
+                            "drift.prediction, quality.data, quality.volume, fairness.parity, performance, "
+                            "concept.adwin, concept.page_hinkley, fairness.labels")),
     ("models", "drift.feature", "model rules cannot name detector 'drift.feature' (did you mean 'drift.features'?)"),
     ("models", "performance.window", "(did you mean 'performance'?)"),
     ("models", "safety.window", "model rules cannot name detector 'safety.window'"),  # the other scope's
@@ -342,7 +341,6 @@ def test_the_nameable_detectors_are_those_the_streams_observe() -> None:
     from detectors.concept import adwin, page_hinkley
     from retrain.policies import (
         APPLICATION_RULE_DETECTORS,
-        LABEL_DETECTORS,
         LABEL_RULE_DETECTORS,
         MODEL_RULE_DETECTORS,
         WINDOW_RULE_DETECTORS,
@@ -352,8 +350,8 @@ def test_the_nameable_detectors_are_those_the_streams_observe() -> None:
     assert set(WINDOW_RULE_DETECTORS) == {model_stream.DRIFT_DETECTOR, model_stream.PREDICTION_DRIFT_DETECTOR,
                                           model_stream.QUALITY_DETECTOR, model_stream.VOLUME_DETECTOR,
                                           model_stream.FAIRNESS_DETECTOR}
-    assert set(LABEL_RULE_DETECTORS) == {labels.PERFORMANCE_DETECTOR, adwin.DETECTOR_NAME, page_hinkley.DETECTOR_NAME}
+    assert set(LABEL_RULE_DETECTORS) == {labels.PERFORMANCE_DETECTOR, adwin.DETECTOR_NAME, page_hinkley.DETECTOR_NAME,
+                                         labels.LABEL_FAIRNESS_DETECTOR}
     assert set(MODEL_RULE_DETECTORS) == set(WINDOW_RULE_DETECTORS) | set(LABEL_RULE_DETECTORS)
     assert set(APPLICATION_RULE_DETECTORS) == {llm_stream.SAFETY_DETECTOR, llm_stream.QUALITY_DETECTOR,
                                                llm_stream.DRIFT_DETECTOR, llm_stream.HEALTH_DETECTOR}
-    assert set(LABEL_DETECTORS) == {labels.LABEL_FAIRNESS_DETECTOR}
