@@ -36,7 +36,7 @@ from storage.models import PendingLabel, PredictionLog, WindowPerformance, utcno
 from storage.repo import StaleStateError
 from streams.columns import _as_category
 from streams.topics import Topics
-from streams.triggers import fire
+from streams.triggers import fire, gap_metrics
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -239,15 +239,8 @@ class LabelJoin:
         w["fair_finding"] = revision
         if w.get("fair_status") != status:  # as performance: a rule observes the verdict when it changes
             w["fair_status"] = status
-            # the label-based gaps, named as the window rows name theirs: "<attribute>.<metric>_difference" and
-            # the worst over attributes, "<metric>_difference" (selection rates are the window close's)
-            metrics: dict[str, float | None] = {}
-            for attr, differences in result.differences().items():
-                for metric, value in differences.items():
-                    if metric != "selection_rate":
-                        metrics[f"{attr}.{metric}_difference"] = value
-                        if value is not None:
-                            metrics[f"{metric}_difference"] = max(value, metrics.get(f"{metric}_difference") or 0.0)
+            # the label-based gaps, named as the window rows name theirs (selection rates are the window close's)
+            metrics = gap_metrics(result.differences(), skip=("selection_rate",))
             self._observe(session, perf, Observation(LABEL_FAIRNESS_DETECTOR, status, metrics), kind, idx, at,
                           [key], res)
         if alerts:

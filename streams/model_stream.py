@@ -42,7 +42,7 @@ from retrain.policy import PolicyState, TriggerPolicy, decide
 from storage import repo
 from streams.columns import CATEGORICAL, NUMERIC, _as_category, infer_kinds, to_columns
 from streams.topics import Topics
-from streams.triggers import fire
+from streams.triggers import fire, gap_metrics
 from streams.window_state import WindowAcc, _iso, merge_runs
 
 if TYPE_CHECKING:
@@ -631,14 +631,8 @@ class ModelStream:
 def _fairness_summary(result: FairnessResult) -> dict[str, Any]:
     """What a window row keeps of fairness: the verdict, the alerts and the gaps rules can test, as
     "<attribute>.<gap>_difference" and the worst over attributes, "<gap>_difference"."""
-    metrics: dict[str, float | None] = {}
-    for attr, differences in result.differences().items():
-        for gap, value in differences.items():
-            metrics[f"{attr}.{gap}_difference"] = value
-            if value is not None:
-                metrics[f"{gap}_difference"] = max(value, metrics.get(f"{gap}_difference") or 0.0)
     return {"status": str(result.status.value), "alerts": [a.to_dict() for a in result.alerts],
-            "metrics": metrics}
+            "metrics": gap_metrics(result.differences())}
 
 
 def _problem_text(p: Mapping[str, Any]) -> str:

@@ -63,6 +63,20 @@ def fire(session: Session, rule: BoundRule, why: str, *, model: str, version: st
         log.info("trigger %s (%s, %s) for %s/%s: %s", tid, action, status, model, version, reason)
 
 
+def gap_metrics(differences: dict[str, dict[str, float | None]], skip: tuple[str, ...] = ()) -> dict[str, float | None]:
+    """A fairness result's gaps as rules name them: ``<attribute>.<metric>_difference`` and the worst over the
+    attributes, ``<metric>_difference`` (``FairnessResult.differences()`` in, metrics in ``skip`` left out)."""
+    metrics: dict[str, float | None] = {}
+    for attr, by_metric in differences.items():
+        for metric, value in by_metric.items():
+            if metric in skip:
+                continue
+            metrics[f"{attr}.{metric}_difference"] = value
+            if value is not None:
+                metrics[f"{metric}_difference"] = max(value, metrics.get(f"{metric}_difference") or 0.0)
+    return metrics
+
+
 def _budget_check(session: Session, budget: Budget, model: str, action: str) -> Any:
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     model_today, fleet_today = repo.trigger_counts_since(session, day, model, action, tuple(budget.applies_to))

@@ -96,14 +96,19 @@ def test_early_late_and_corrected_labels(sessions) -> None:  # type: ignore[no-u
     assert all(by_id[f.prediction_id] == str(f.label) for f in corrected)
 
 
-def test_label_based_fairness_gap_is_found_once_labels_arrive(sessions) -> None:  # type: ignore[no-untyped-def]
+def _missed_positives_in_b(sessions, config: ProcessorConfig) -> None:  # type: ignore[no-untyped-def]
+    """Predictions, then labels that miss half of group b's positives: an equal-opportunity gap."""
     sc = replace(SC, n_events=5000)
-    proc = BatchProcessor(sessions, CONFIG)
+    proc = BatchProcessor(sessions, config)
     for b in chunks(records(events(sc)), 500):
         proc.process(b)
     fair = LabelScenario(accuracy=1.0, missed_positives_in="b", missed_rate=0.5)
     for b in chunks(_fb(list(feedback(sc, fair))), 1000):
         proc.process(b)
+
+
+def test_label_based_fairness_gap_is_found_once_labels_arrive(sessions) -> None:  # type: ignore[no-untyped-def]
+    _missed_positives_in_b(sessions, CONFIG)
     with sessions() as s:
         found = s.scalars(select(Finding).where(Finding.detector == "fairness.labels")).all()
     assert found and all(f.status == "alert" for f in found)
@@ -280,13 +285,7 @@ def test_rules_on_label_based_fairness(sessions) -> None:  # type: ignore[no-unt
     from retrain.policies import parse_policies
     from storage.models import Trigger
 
-    sc = replace(SC, n_events=5000)
-    proc = BatchProcessor(sessions, replace(CONFIG, policies=parse_policies(FAIRNESS_RULES)))
-    for b in chunks(records(events(sc)), 500):
-        proc.process(b)
-    fair = LabelScenario(accuracy=1.0, missed_positives_in="b", missed_rate=0.5)
-    for b in chunks(_fb(list(feedback(sc, fair))), 1000):
-        proc.process(b)
+    _missed_positives_in_b(sessions, replace(CONFIG, policies=parse_policies(FAIRNESS_RULES)))
     with sessions() as s:
         found = {f.finding_key for f in s.scalars(select(Finding).where(Finding.detector == "fairness.labels"))}
         triggers = s.scalars(select(Trigger)).all()
