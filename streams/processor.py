@@ -164,7 +164,7 @@ class BatchProcessor:
         return cfg
 
     def _label_rules(self, model: str) -> tuple[tuple[BoundRule, ...], Budget | None]:
-        """A model's rules on label-based detectors (performance, concept drift), and its budget."""
+        """A model's rules on label-based detectors (performance, concept drift, label fairness), and its budget."""
         cfg = self.stream_config(model)
         return tuple(r for r in cfg.rules if r.rule.when.detector in LABEL_RULE_DETECTORS), cfg.budget
 
