@@ -39,17 +39,15 @@ class Target:
     old: Callable[[datetime], ColumnElement[bool]]
 
 
-def _targets() -> tuple[Target, ...]:
-    return (
-        Target("predictions_log", PredictionLog.__table__, lambda c: PredictionLog.occurred_at < c),  # type: ignore[arg-type]
-        Target("pending_labels", PendingLabel.__table__, lambda c: PendingLabel.created_at < c),  # type: ignore[arg-type]
-        Target("llm_interactions", LLMInteraction.__table__, lambda c: LLMInteraction.occurred_at < c),  # type: ignore[arg-type]
-        Target("outbox", OutboxMessage.__table__,  # type: ignore[arg-type]
-               lambda c: OutboxMessage.published_at.is_not(None) & (OutboxMessage.published_at < c)),
-    )
+_TARGETS = (
+    Target("predictions_log", PredictionLog.__table__, lambda c: PredictionLog.occurred_at < c),  # type: ignore[arg-type]
+    Target("pending_labels", PendingLabel.__table__, lambda c: PendingLabel.created_at < c),  # type: ignore[arg-type]
+    Target("llm_interactions", LLMInteraction.__table__, lambda c: LLMInteraction.occurred_at < c),  # type: ignore[arg-type]
+    Target("outbox", OutboxMessage.__table__,  # type: ignore[arg-type]
+           lambda c: OutboxMessage.published_at.is_not(None) & (OutboxMessage.published_at < c)),
+)
 
-
-TABLES = tuple(t.name for t in _targets())
+TABLES = tuple(t.name for t in _TARGETS)
 
 
 def prune(sessions: sessionmaker[Session], cutoff: datetime, *, batch: int = 10_000,
@@ -61,7 +59,7 @@ def prune(sessions: sessionmaker[Session], cutoff: datetime, *, batch: int = 10_
     if cutoff.tzinfo is None:
         raise ValueError("cutoff must be timezone-aware (UTC)")
     out: dict[str, int] = {}
-    for target in _targets():
+    for target in _TARGETS:
         condition = target.old(cutoff)
         if dry_run:
             with sessions() as s:

@@ -237,8 +237,7 @@ class LabelJoin:
                                 summary=text, details=details)
             res.findings_revised += 1
         w["fair_finding"] = revision
-        if w.get("fair_status") != status:  # as performance: a rule observes the verdict when it changes
-            w["fair_status"] = status
+        if self._changed(w, LABEL_FAIRNESS_DETECTOR, status):
             # the label-based gaps, named as the window rows name theirs (selection rates are the window close's)
             metrics = gap_metrics(result.differences(), skip=("selection_rate",))
             self._observe(session, perf, Observation(LABEL_FAIRNESS_DETECTOR, status, metrics), kind, idx, at,
@@ -280,8 +279,7 @@ class LabelJoin:
                                 score=result.value, summary=text, details=details)
             res.findings_revised += 1
         w["finding"] = revision
-        if w.get("status") != status:  # a rule observes a window's verdict when it changes, not every revision
-            w["status"] = status
+        if self._changed(w, PERFORMANCE_DETECTOR, status):
             self._observe(session, perf, Observation(PERFORMANCE_DETECTOR, status, {
                 result.metric: result.value, "label_coverage": result.label_coverage,
                 "degradation": result.degradation}), kind, idx, at, [key], res)
@@ -319,6 +317,18 @@ class LabelJoin:
                     self._observe(session, perf, Observation(name, "drift", {"mean": a_state.mean}),
                                   "labelled", at, at_time, [key], res)
         c.update(adwin=a_state.to_dict(), ph=p_state.to_dict(), seen=seen + len(losses))
+
+    def _changed(self, w: dict[str, Any], detector: str, status: str) -> bool:
+        """Whether a window's ``detector`` verdict differs from the one its rules last observed (and remember it):
+        rules observe a verdict when it changes, not at every revision, so ``count`` / ``in_last`` count
+        windows. False without rules, so nothing is stored for nothing."""
+        if self.rules_for is None:
+            return False
+        observed = w.setdefault("observed", {})
+        if observed.get(detector) == status:
+            return False
+        observed[detector] = status
+        return True
 
     def _observe(self, session: Session, perf: _Windows, obs: Observation, kind: str, idx: int,
                  at: datetime | None, finding_ids: list[str], res: BatchResult) -> None:
