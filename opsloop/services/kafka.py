@@ -411,6 +411,16 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version))
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka's ``Uuid.randomUuid()`` makes one: 16 random bytes, URL-safe base64 without
+    padding, drawn again when the text starts with "-", which the storage tool's argument parser would read
+    as an option (1 format in 64 failed with "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(java: str, libs: Path, data_dir: Path, config: Path, version: str) -> None:
     formatted_by = data_dir / "formatted-by"
     if (data_dir / "kraft-logs" / "meta.properties").is_file():
@@ -422,7 +432,7 @@ def _format_storage(java: str, libs: Path, data_dir: Path, config: Path, version
                 f"delete that folder or point {DATA_DIR_ENV} elsewhere"
             )
         return
-    cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    cluster_id = new_cluster_id()
     cmd = _java_command(java, libs, data_dir, config, "kafka.tools.StorageTool")
     cmd += ["format", "-t", cluster_id, "-c", str(config / "server.properties"), "--ignore-formatted"]
     result = subprocess.run(
