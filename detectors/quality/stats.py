@@ -162,6 +162,13 @@ def poisson_pvalue(count: int, mean: float, direction: str) -> float:
     raise ValueError(f"direction must be 'spike' or 'drop', got {direction!r}")
 
 
+def _unit(p: float) -> float:
+    """``float(np.clip(p, 0.0, 1.0))`` for one value (NaN stays NaN), without numpy's ~3 us per call: the
+    volume test runs once per closed window and pane."""
+    v = float(p)
+    return 0.0 if v < 0.0 else min(v, 1.0)
+
+
 def conditional_poisson_pvalue(
     count: int, duration: float, baseline_count: float, baseline_duration: float, direction: str
 ) -> float:
@@ -180,9 +187,9 @@ def conditional_poisson_pvalue(
         raise ValueError("the conditional test needs a positive baseline count and durations")
     q = duration / (duration + baseline_duration)
     if direction == "spike":
-        return float(np.clip(special.betainc(count, baseline_count + 1.0, q), 0.0, 1.0)) if count > 0 else 1.0
+        return _unit(special.betainc(count, baseline_count + 1.0, q)) if count > 0 else 1.0
     if direction == "drop":
-        return float(np.clip(special.betainc(baseline_count, count + 1.0, 1.0 - q), 0.0, 1.0))
+        return _unit(special.betainc(baseline_count, count + 1.0, 1.0 - q))
     raise ValueError(f"direction must be 'spike' or 'drop', got {direction!r}")
 
 

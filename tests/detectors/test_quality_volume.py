@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -241,3 +241,37 @@ def test_the_baseline_is_numpys_median_to_the_bit(rates: list[float], durations:
     result = volume_verdict([(r, durations) for r in rates], 10, 60.0, config)
     assert result.baseline is not None
     assert result.baseline.hex() == float(np.median(rates)).hex()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rates=st.lists(st.floats(min_value=0.0, max_value=1e6), min_size=0, max_size=14),
+    n=st.integers(min_value=0, max_value=10**6),
+    duration=st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, 1.0, 60.0]),
+    test=st.sampled_from(["conditional", "poisson"]),
+)
+@example(rates=[1.0] * 6, n=10, duration=1e-308, test="poisson")  # a rate beyond float range: None
+def test_to_dict_is_the_generic_conversion_of_every_field(rates: list[float], n: int, duration: float,
+                                                          test: str) -> None:
+    """to_dict writes the fields out one by one (one result per window close): it must stay what converting
+    every field with json_safe gives, key order included, for every kind of verdict."""
+    from dataclasses import fields
+
+    from detectors.base import json_safe
+
+    config = VolumeConfig(history=14, min_history=min(5, max(1, len(rates))), test=test)
+    history = [(r, 10.0) for r in rates]
+    result = volume_verdict(history, n, duration, config)
+    generic = json_safe({f.name: getattr(result, f.name) for f in fields(result)})
+    generic["status"] = result.status.value
+    assert list(result.to_dict().items()) == list(generic.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_the_p_value_clip_is_numpys(p: float) -> None:
+    from detectors.quality.stats import _unit
+
+    expected = float(np.clip(p, 0.0, 1.0))
+    got = _unit(p)
+    assert (np.isnan(got) and np.isnan(expected)) or got.hex() == expected.hex()
