@@ -149,17 +149,23 @@ def cmd_trigger_decision(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Retention: delete the prediction log, pending labels, kept LLM interactions and published outbox rows
-    older than ``--older-than`` (storage/retention.py says what is kept and what pruning costs)."""
+    older than ``--older-than``, and with ``--windows-older-than`` the windows no finding names
+    (storage/retention.py says what is kept and what pruning costs)."""
     from datetime import UTC, datetime, timedelta
 
     from opsloop import wiring
     from retrain.policies import parse_duration
     from storage.retention import prune
 
-    try:
-        older_than = parse_duration(args.older_than)
-    except Exception:  # noqa: BLE001 - pydantic's error type; the message is ours
-        raise ConfigError(f"--older-than: not a duration: {args.older_than!r} (use e.g. 30d, 12h, 2w)") from None
+    def duration(flag: str, value: str) -> float:
+        try:
+            return parse_duration(value)
+        except Exception:  # noqa: BLE001 - pydantic's error type; the message is ours
+            raise ConfigError(f"{flag}: not a duration: {value!r} (use e.g. 30d, 12h, 2w)") from None
+
+    older_than = duration("--older-than", args.older_than)
+    windows_older_than = (None if args.windows_older_than is None
+                          else duration("--windows-older-than", args.windows_older_than))
     if args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     _, _, dbs, ws = _settings()
@@ -167,12 +173,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--older-than {args.older_than} is inside the label delay ({ws.label_delay_s / 86400:g} days, "
             f"OPSLOOP_WORKER_LABEL_DELAY_S): labels may still join predictions that recent; use at least that")
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    if windows_older_than is not None and windows_older_than < older_than:
+        raise ConfigError(
+            f"--windows-older-than {args.windows_older_than} is shorter than --older-than {args.older_than}: "
+            "windows are the summaries of the raw rows and are kept at least as long")
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(seconds=older_than)
+    windows_cutoff = None if windows_older_than is None else now - timedelta(seconds=windows_older_than)
     db = wiring.database(dbs)
-    counts = prune(db.sessions, cutoff, batch=args.batch, dry_run=args.dry_run)
+    counts = prune(db.sessions, cutoff, windows_cutoff=windows_cutoff, batch=args.batch, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for table, n in counts.items():
-        print(f"{table}: {verb} {n:,} rows older than {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+        at = windows_cutoff if table == "windows" and windows_cutoff is not None else cutoff
+        print(f"{table}: {verb} {n:,} rows older than {at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
 
@@ -246,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prune", help="retention: delete raw rows (prediction log, LLM interactions, published "
                         "outbox, pending labels) older than a cutoff")
     pr.add_argument("--older-than", required=True, help="e.g. 30d; at least the label delay (default 7d)")
+    pr.add_argument("--windows-older-than", help="also delete closed windows' rows older than this (e.g. 180d; at "
+                    "least --older-than); windows a finding names are kept")
     pr.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     pr.add_argument("--batch", type=int, default=10_000, help="rows per transaction")
     pr.set_defaults(func=cmd_prune)

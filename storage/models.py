@@ -114,7 +114,8 @@ class Window(Base):
 
 class Finding(Base):
     __tablename__ = "findings"
-    __table_args__ = (Index("ix_findings_model_created", "model", "model_version", "created_at"),)
+    __table_args__ = (Index("ix_findings_model_created", "model", "model_version", "created_at"),
+                      Index("ix_findings_window_id", "window_id"))  # migration 0007: pruning windows
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     finding_key: Mapped[str] = mapped_column(String(400), unique=True)
     model: Mapped[str] = mapped_column(String(200))

@@ -126,3 +126,77 @@ def test_cli_prune_follows_the_configured_label_delay(tmp_path, capsys, monkeypa
     monkeypatch.setenv("OPSLOOP_WORKER_LABEL_DELAY_S", str(3600))
     assert main(["prune", "--older-than", "2h", "--dry-run"]) == 0
     assert "predictions_log: would delete 0 rows" in capsys.readouterr().out
+
+
+def _windows(sessions) -> dict[int, int]:  # type: ignore[no-untyped-def]
+    """Window rows, old and recent, some named by a finding; returns window index -> id."""
+    rows = []
+    for i in range(10):
+        end = OLD if i % 2 else RECENT  # odd indexes old
+        rows.append({"model": "w", "model_version": "1", "kind": "sliding", "window_index": i, "start_at": end,
+                     "end_at": end, "n_events": 100, "reference_id": None, "stats": {"n": 100}})
+    # a window without an end time (count windows of an event-less clock) is judged by when it was written
+    rows.append({"model": "w", "model_version": "1", "kind": "count", "window_index": 0, "start_at": None,
+                 "end_at": None, "n_events": 100, "reference_id": None, "stats": {"n": 100}, "created_at": OLD})
+    rows.append({"model": "w", "model_version": "1", "kind": "count", "window_index": 1, "start_at": None,
+                 "end_at": None, "n_events": 100, "reference_id": None, "stats": {"n": 100}, "created_at": RECENT})
+    with sessions.begin() as s:
+        ids = repo.add_windows(s, rows)
+        for index in (3, 7):  # old windows with a finding: kept as its evidence
+            repo.add_finding(s, finding_key=f"w:1:drift:sliding:{index}", model="w", model_version="1",
+                             window_id=ids[index], detector="drift.features", status="drift", severity="warn",
+                             score=0.5, summary="old", details={}, reference_id=None)
+    return {i: wid for i, wid in enumerate(ids)}
+
+
+def _window_keys(sessions) -> set[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    with sessions() as s:
+        return {(k, i) for k, i in s.execute(select(Window.kind, Window.window_index).where(Window.model == "w"))}
+
+
+@pytest.mark.parametrize("batch", [1, 2, 10_000])
+def test_windows_are_pruned_only_when_asked_and_never_those_a_finding_names(sessions, batch: int) -> None:  # type: ignore[no-untyped-def]
+    _windows(sessions)
+    everything = _window_keys(sessions)
+    assert "windows" not in prune(sessions, CUTOFF, batch=batch)  # not asked: all kept
+    assert _window_keys(sessions) == everything
+    # old: sliding 1, 3, 5, 7, 9 and count 0; 3 and 7 are named by findings
+    assert prune(sessions, CUTOFF, windows_cutoff=CUTOFF, batch=batch, dry_run=True)["windows"] == 4
+    assert _window_keys(sessions) == everything
+    assert prune(sessions, CUTOFF, windows_cutoff=CUTOFF, batch=batch)["windows"] == 4
+    assert _window_keys(sessions) == {("sliding", i) for i in (0, 2, 3, 4, 6, 7, 8)} | {("count", 1)}
+    with sessions() as s:  # the findings still name their windows
+        named = s.scalars(select(Window.window_index).join(Finding, Finding.window_id == Window.id)).all()
+        assert sorted(named) == [3, 7]
+    assert prune(sessions, CUTOFF, windows_cutoff=CUTOFF, batch=batch)["windows"] == 0
+    # a later cutoff takes the recent ones too, still not the named ones
+    assert prune(sessions, CUTOFF, windows_cutoff=NOW + timedelta(days=1), batch=batch)["windows"] == 6
+    assert _window_keys(sessions) == {("sliding", 3), ("sliding", 7)}
+
+
+def test_cli_prune_windows(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from storage.db import make_engine, migrate, session_factory
+
+    url = f"sqlite:///{tmp_path}/x.db"
+    monkeypatch.setenv("OPSLOOP_DB_URL", url)
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _windows(sessions)
+    assert main(["prune", "--older-than", "30d", "--windows-older-than", "30d"]) == 0
+    out = capsys.readouterr().out
+    assert "windows: deleted 4 rows older than" in out and "predictions_log: deleted 0 rows" in out
+    assert len(_window_keys(sessions)) == 8
+    assert main(["prune", "--older-than", "30d", "--windows-older-than", "60d", "--dry-run"]) == 0
+    assert "windows: would delete 0 rows" in capsys.readouterr().out
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--older-than", "30d", "--windows-older-than", "10d"], "shorter than --older-than 30d"),
+    (["--older-than", "30d", "--windows-older-than", "later"], "--windows-older-than: not a duration: 'later'"),
+])
+def test_cli_prune_refuses_bad_windows_cutoffs(tmp_path, capsys, monkeypatch, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OPSLOOP_DB_URL", f"sqlite:///{tmp_path}/x.db")
+    assert main(["prune", *argv]) == 2
+    assert message in capsys.readouterr().err
