@@ -86,7 +86,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -212,6 +212,8 @@ class _NumericStack:
     ref_coarse: npt.NDArray[np.float64]
     position_steps: npt.NDArray[np.float64]  # np.diff of the Wasserstein bin positions (padding: 0)
     norm: npt.NDArray[np.float64]  # max(reference sd, 0.001)
+    # the arrays above repeated for many windows (_selection), keyed by (id of the array, windows)
+    tiles: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, features: dict[str, NumericProfile]) -> _NumericStack:
@@ -261,6 +263,7 @@ class _CategoricalStack:
     unseen_at: npt.NDArray[np.intp]  # flat position of each feature's unseen column
     empty: tuple[npt.NDArray[np.int64], ...]
     ref: npt.NDArray[np.float64]
+    tiles: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)  # as _NumericStack's
 
     @classmethod
     def build(cls, features: dict[str, CategoricalProfile]) -> _CategoricalStack:
@@ -402,14 +405,31 @@ class _NumericArrays:
     small: npt.NDArray[np.bool_] | None = None  # effective sample size below ASYMPTOTIC_MIN_N, likewise
 
 
-def _selection(rows_list: Sequence[dict[str, int]], size: int) -> tuple[npt.NDArray[np.intp] | None, Any]:
+def _selection(
+    rows_list: Sequence[dict[str, int]], size: int, tiles: dict[tuple[int, int], Any]
+) -> tuple[npt.NDArray[np.intp] | None, Any]:
     """The tested rows of many windows stacked ``(windows * size, ...)``: their global rows (None when every
-    row of every window is tested) and a function taking those rows of a per-feature ``(size, ...)`` array."""
+    row of every window is tested) and a function taking those rows of a per-feature ``(size, ...)`` array.
+
+    When every row is tested (the usual case) that is the array repeated once per window: the repeats of a
+    stack's arrays are kept in its ``tiles`` (read-only; keyed by the array and the number of windows, which is
+    the same from batch to batch), as ``np.tile`` costs a few microseconds per call whatever the size."""
     if all(len(rows) == size for rows in rows_list):
         count = len(rows_list)
         if count == 1:
             return None, lambda arr: arr
-        return None, lambda arr: np.tile(arr, (count,) + (1,) * (arr.ndim - 1))
+
+        def tiled(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            out = tiles.get((id(arr), count))
+            if out is None:
+                out = np.tile(arr, (count,) + (1,) * (arr.ndim - 1))
+                out.flags.writeable = False
+                if len(tiles) > 64:  # a few window counts per stack in practice; never unbounded
+                    tiles.clear()
+                tiles[(id(arr), count)] = out
+            return out
+
+        return None, tiled
     local = np.concatenate([np.fromiter(rows.values(), dtype=np.intp, count=len(rows)) for rows in rows_list])
     offsets = np.repeat(np.arange(len(rows_list), dtype=np.intp) * size, [len(rows) for rows in rows_list])
     return local + offsets, lambda arr: arr[local]
@@ -430,7 +450,7 @@ def _numeric_arrays(
     counts = np.zeros(count * size * width, dtype=np.int64)
     counts[_scatter_many(stack.scatter, count, size * width)] = st.bins.ravel()
     counts = counts.reshape(count * size, width)
-    sel, take = _selection(rows_list, size)
+    sel, take = _selection(rows_list, size, stack.tiles)
     cum = np.cumsum(counts if sel is None else counts[sel], axis=1)
     m = cum[:, -1]
     # as ks_statistic: integer cumulative counts divided once, reference minus window
@@ -480,7 +500,7 @@ def _categorical_arrays(
         for j, rows in enumerate(rows_list)
         for i in rows.values()
     ]
-    sel, take = _selection(rows_list, size)
+    sel, take = _selection(rows_list, size, stack.tiles)
     if sel is None:
         return unseen, take(stack.ref), counts.astype(np.float64)
     return unseen, take(stack.ref), counts[sel].astype(np.float64)

@@ -283,6 +283,13 @@ def test_many_windows_with_every_feature_tested_equal_each_window_alone() -> Non
     many = evaluate_drift_many(profile, sketches, FeatureDriftConfig())
     assert [r.to_dict() for r in many] == [evaluate_drift(profile, sk, FeatureDriftConfig()).to_dict() for sk in sketches]
     assert {f for r in many for f in r.drifted_features} >= {"x1", "x2", "x3", "x4", "x5"}
+    # the profile's arrays repeated per window are kept between calls: other window counts, and the same
+    # count again, must give each window's own result all the same
+    for first, count in ((0, 3), (2, 7), (5, 3), (1, 2), (0, 10)):
+        part = sketches[first : first + count]
+        assert [r.to_dict() for r in evaluate_drift_many(profile, part, FeatureDriftConfig())] == [
+            r.to_dict() for r in many[first : first + count]
+        ]
 
 
 def test_wide_categorical_features_are_computed_apart_and_still_equal() -> None:
