@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         a.set_defaults(func=cmd_trigger_decision, action=verb)
 
     pr = sub.add_parser("prune", help="retention: delete raw rows (prediction log, LLM interactions, published "
-                        "outbox, pending labels) older than a cutoff")
+                        "outbox, pending labels) older than a cutoff, and window rows when asked")
     pr.add_argument("--older-than", required=True, help="e.g. 30d; at least the label delay (default 7d)")
     pr.add_argument("--windows-older-than", help="also delete closed windows' rows older than this (e.g. 180d; at "
                     "least --older-than); windows a finding names are kept")
