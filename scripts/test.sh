@@ -3,6 +3,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit $?
+# strict typing on detectors/ and storage/ ([tool.mypy] in pyproject.toml), before any service starts: a type
+# error fails the run
+.venv/bin/python -m mypy || exit $?
 
 started_kafka=""
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then

@@ -13,13 +13,13 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Table, Update, and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Job, Trigger, utcnow
-from storage.repo import insert_ignore
+from storage.repo import changed, insert_ignore, table_of
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -28,10 +28,6 @@ FAILED = "failed"
 FINAL = (SUCCEEDED, FAILED)
 
 
-def _changed(session: Session, stmt: Update) -> int:
-    """Rows an UPDATE changed (a conditional update's way of saying whether it won)."""
-    result = cast(CursorResult[Any], session.execute(stmt))
-    return int(result.rowcount)
 
 
 def job_id_for(trigger_id: str) -> str:
@@ -73,7 +69,7 @@ def add_job(session: Session, *, trigger_id: str, model: str, model_version: str
     """Queue the job of a trigger unless it exists; returns (job id, inserted)."""
     now = now or utcnow()
     jid = job_id_for(trigger_id)
-    inserted = insert_ignore(session, cast(Table, Job.__table__), {
+    inserted = insert_ignore(session, table_of(Job), {
         "id": jid, "trigger_id": trigger_id, "model": model, "model_version": model_version, "action": action,
         "status": QUEUED, "attempt": 0, "trigger": trigger, "created_at": now, "updated_at": now})
     return jid, inserted
@@ -107,7 +103,7 @@ def give_up_exhausted(session: Session, *, action: str, max_attempts: int, now: 
     for job in rows:
         error = (f"gave up after {job.attempt} attempts: each one ended without finishing the job "
                  f"(the runner died or lost its lease)")
-        if _changed(session, update(Job).where(Job.id == job.id, Job.status == RUNNING, Job.attempt == job.attempt,
+        if changed(session, update(Job).where(Job.id == job.id, Job.status == RUNNING, Job.attempt == job.attempt,
                                                Job.lease_until < now)
                     .values(status=FAILED, error=error, lease_until=None, updated_at=now)) == 1:
             session.refresh(job)
@@ -148,7 +144,7 @@ def claim_next(session: Session, *, owner: str, lease_s: float, action: str, now
                                       ~exists().where(other.model == Job.model, other.status == RUNNING))
                     .values(status=RUNNING, attempt=attempt + 1, lease_owner=owner, lease_until=until,
                             updated_at=now, error=None))
-        if _changed(session, stmt) == 1:
+        if changed(session, stmt) == 1:
             job = session.get(Job, jid)
             assert job is not None
             session.refresh(job)
@@ -164,14 +160,14 @@ def renew_lease(session: Session, job_id: str, *, owner: str, attempt: int, leas
                 now: datetime | None = None) -> bool:
     """Extend a held lease; False when the lease was lost (another runner resumed the job)."""
     now = now or utcnow()
-    return _changed(session, update(Job).where(_held(job_id, owner, attempt))
+    return changed(session, update(Job).where(_held(job_id, owner, attempt))
                     .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)) == 1
 
 
 def update_running(session: Session, job_id: str, *, owner: str, attempt: int, **values: Any) -> bool:
     """Record progress (``mlflow_run_id``, ``new_version``) of a job whose lease we hold."""
     values.setdefault("updated_at", utcnow())
-    return _changed(session, update(Job).where(_held(job_id, owner, attempt)).values(**values)) == 1
+    return changed(session, update(Job).where(_held(job_id, owner, attempt)).values(**values)) == 1
 
 
 def finish_job(session: Session, job_id: str, *, owner: str, attempt: int, status: str,
@@ -185,12 +181,12 @@ def finish_job(session: Session, job_id: str, *, owner: str, attempt: int, statu
                               "updated_at": now}
     if new_version is not None:
         values["new_version"] = new_version
-    return _changed(session, update(Job).where(_held(job_id, owner, attempt)).values(**values)) == 1
+    return changed(session, update(Job).where(_held(job_id, owner, attempt)).values(**values)) == 1
 
 
 def set_trigger_status(session: Session, trigger_id: str, status: str, now: datetime | None = None) -> bool:
     """Mirror the job's status on its trigger row, when the trigger is in this database."""
-    return _changed(session, update(Trigger).where(Trigger.id == trigger_id)
+    return changed(session, update(Trigger).where(Trigger.id == trigger_id)
                     .values(status=status, updated_at=now or utcnow())) == 1
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select, tuple_, update
+from sqlalchemy import CursorResult, Executable, Table, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.models import (
+    Base,
     Finding,
     ModelState,
     OutboxMessage,
@@ -25,6 +26,17 @@ from storage.models import (
 
 class StaleStateError(Exception):
     """Another worker changed a model's state since we read it: roll back, reload, re-apply."""
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, typed as the Core ``Table`` it is (declarative types ``__table__`` as a
+    ``FromClause``)."""
+    return cast(Table, model.__table__)
+
+
+def changed(session: Session, stmt: Executable) -> int:
+    """How many rows an UPDATE or DELETE changed (a conditional update's way of saying whether it won)."""
+    return int(cast(CursorResult[Any], session.execute(stmt)).rowcount)
 
 
 def _insert(session: Session, table: Table) -> Any:
@@ -86,14 +98,15 @@ def save_offsets(session: Session, group: str, offsets: Mapping[tuple[str, int],
     now = utcnow()
     for (topic, partition), offset in offsets.items():
         if (topic, partition) in known:
-            done = session.execute(
+            done = changed(
+                session,
                 update(PartitionOffset)
                 .where(PartitionOffset.consumer_group == group, PartitionOffset.topic == topic,
                        PartitionOffset.partition == partition,
                        PartitionOffset.offset == known[(topic, partition)])
-                .values(offset=offset, updated_at=now)
+                .values(offset=offset, updated_at=now),
             )
-            if done.rowcount != 1:
+            if done != 1:
                 raise StaleStateError(f"offsets of {group} on {topic}[{partition}] moved past "
                                       f"{known[(topic, partition)]}")
         else:
@@ -132,18 +145,19 @@ def save_state(session: Session, key: tuple[str, str], state: dict[str, Any], ex
     """Write a model's state if nobody else did since ``expected_revision``; returns the new revision."""
     model, version = key
     if expected_revision is None:
-        inserted = insert_ignore(session, ModelState.__table__, dict(model=model, model_version=version, revision=1,
+        inserted = insert_ignore(session, table_of(ModelState), dict(model=model, model_version=version, revision=1,
                                                                        state=state, updated_at=utcnow()))
         if not inserted:
             raise StaleStateError(f"state of {model}/{version} was created concurrently")
         return 1
-    result = session.execute(
+    done = changed(
+        session,
         update(ModelState)
         .where(ModelState.model == model, ModelState.model_version == version,
                ModelState.revision == expected_revision)
-        .values(state=state, revision=expected_revision + 1, updated_at=utcnow())
+        .values(state=state, revision=expected_revision + 1, updated_at=utcnow()),
     )
-    if result.rowcount != 1:
+    if done != 1:
         raise StaleStateError(f"state of {model}/{version} moved past revision {expected_revision}")
     return expected_revision + 1
 
@@ -157,7 +171,7 @@ def save_state(session: Session, key: tuple[str, str], state: dict[str, Any], ex
 def add_warmup_rows(session: Session, model: str, model_version: str, first_seq: int,
                     rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        insert_many_ignore(session, WarmupRow.__table__, [
+        insert_many_ignore(session, table_of(WarmupRow), [
             {"model": model, "model_version": model_version, "seq": first_seq + i, "row": dict(r)}
             for i, r in enumerate(rows)])
 
@@ -203,7 +217,7 @@ def add_windows(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     now = utcnow()
     for r in rows:
         r.setdefault("created_at", now)
-    table = Window.__table__
+    table = table_of(Window)
     stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
     return [int(i) for i in session.execute(stmt, list(rows)).scalars()]
 
@@ -211,7 +225,7 @@ def add_windows(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 def add_finding(session: Session, **values: Any) -> bool:
     """Insert-or-ignore on ``finding_key``: the same finding is never stored twice."""
     values.setdefault("created_at", utcnow())
-    return insert_ignore(session, Finding.__table__, values)
+    return insert_ignore(session, table_of(Finding), values)
 
 
 def revise_finding(session: Session, finding_key: str, *, revision: int, **values: Any) -> None:
@@ -225,11 +239,11 @@ def add_trigger(session: Session, **values: Any) -> bool:
     now = utcnow()
     values.setdefault("created_at", now)
     values.setdefault("updated_at", now)
-    return insert_ignore(session, Trigger.__table__, values)
+    return insert_ignore(session, table_of(Trigger), values)
 
 
 def add_outbox(session: Session, *, message_id: str, topic: str, key: str | None, payload: dict[str, Any]) -> bool:
-    return insert_ignore(session, OutboxMessage.__table__,
+    return insert_ignore(session, table_of(OutboxMessage),
                          dict(message_id=message_id, topic=topic, key=key, payload=payload, created_at=utcnow()))
 
 

@@ -38,6 +38,7 @@ from sqlalchemy import ColumnElement, Table, delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Finding, LLMInteraction, OutboxMessage, PendingLabel, PredictionLog, Window
+from storage.repo import changed, table_of
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,17 @@ class Target:
 
 
 _TARGETS = (
-    Target("predictions_log", PredictionLog.__table__, lambda c: PredictionLog.occurred_at < c),  # type: ignore[arg-type]
-    Target("pending_labels", PendingLabel.__table__, lambda c: PendingLabel.created_at < c),  # type: ignore[arg-type]
-    Target("llm_interactions", LLMInteraction.__table__, lambda c: LLMInteraction.occurred_at < c),  # type: ignore[arg-type]
-    Target("outbox", OutboxMessage.__table__,  # type: ignore[arg-type]
+    Target("predictions_log", table_of(PredictionLog), lambda c: PredictionLog.occurred_at < c),
+    Target("pending_labels", table_of(PendingLabel), lambda c: PendingLabel.created_at < c),
+    Target("llm_interactions", table_of(LLMInteraction), lambda c: LLMInteraction.occurred_at < c),
+    Target("outbox", table_of(OutboxMessage),
            lambda c: OutboxMessage.published_at.is_not(None) & (OutboxMessage.published_at < c)),
 )
 
 TABLES = tuple(t.name for t in _TARGETS)
 
 # closed windows that ended before the cutoff and that no finding names
-WINDOWS = Target("windows", Window.__table__,  # type: ignore[arg-type]
+WINDOWS = Target("windows", table_of(Window),
                  lambda c: (func.coalesce(Window.end_at, Window.created_at) < c)
                  & ~exists().where(Finding.window_id == Window.id))
 
@@ -99,7 +100,7 @@ def _delete(sessions: sessionmaker[Session], table: Table, condition: ColumnElem
                 return done
             # the rule again in the delete: a row that stopped matching since the select stays (a window
             # a finding came to name)
-            gone = s.execute(delete(table).where(key.in_(ids), condition)).rowcount
+            gone = changed(s, delete(table).where(key.in_(ids), condition))
         done += gone
         after = ids[-1]
         if len(ids) < batch:

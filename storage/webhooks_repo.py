@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import WebhookDelivery, WebhookEndpoint, utcnow
-from storage.repo import insert_ignore
+from storage.repo import changed, insert_ignore, table_of
 
 
 def add_endpoint(session: Session, *, name: str, url: str, secret: str | None = None, secret_env: str | None = None,
@@ -45,10 +45,9 @@ def set_endpoint_health(session: Session, endpoint_id: int, *, failing_since: da
 
 def disable_endpoint(session: Session, endpoint_id: int, reason: str, at: datetime | None = None) -> bool:
     """Disable an enabled endpoint; False when it was already disabled (so the event is reported once)."""
-    result = session.execute(update(WebhookEndpoint)
-                             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
-                             .values(enabled=False, disabled_reason=reason, disabled_at=at or utcnow()))
-    return bool(result.rowcount)
+    return bool(changed(session, update(WebhookEndpoint)
+                        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
+                        .values(enabled=False, disabled_reason=reason, disabled_at=at or utcnow())))
 
 
 def enable_endpoint(session: Session, endpoint_id: int) -> None:
@@ -67,7 +66,7 @@ def record_delivery(session: Session, *, endpoint_id: int, message_id: str, atte
                     error: str | None, duration_ms: float | None, created_at: datetime | None = None,
                     delivered_at: datetime | None = None) -> bool:
     """Log one attempt; insert-or-ignore on (endpoint, message, attempt), so a replayed record is harmless."""
-    return insert_ignore(session, WebhookDelivery.__table__, {
+    return insert_ignore(session, table_of(WebhookDelivery), {
         "endpoint_id": endpoint_id, "message_id": message_id, "attempt": attempt, "status_code": status_code,
         "error": error, "duration_ms": duration_ms, "created_at": created_at or utcnow(), "delivered_at": delivered_at})
 

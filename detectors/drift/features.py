@@ -447,9 +447,9 @@ def _numeric_arrays(
 ) -> _NumericArrays:
     """The tested numeric features of every window, their rows one after the other (window by window)."""
     size, width, count = len(stack.names), stack.width, len(rows_list)
-    counts = np.zeros(count * size * width, dtype=np.int64)
-    counts[_scatter_many(stack.scatter, count, size * width)] = st.bins.ravel()
-    counts = counts.reshape(count * size, width)
+    flat = np.zeros(count * size * width, dtype=np.int64)
+    flat[_scatter_many(stack.scatter, count, size * width)] = st.bins.ravel()
+    counts = flat.reshape(count * size, width)
     sel, take = _selection(rows_list, size, stack.tiles)
     cum = np.cumsum(counts if sel is None else counts[sel], axis=1)
     m = cum[:, -1]
@@ -490,10 +490,10 @@ def _categorical_arrays(
     """Reference and window counts per bucket; new categories share one extra bucket, empty in the reference.
     The tested features of every window, their rows one after the other."""
     size, width, count = len(stack.names), stack.width, len(rows_list)
-    counts = np.zeros(count * size * width, dtype=np.int64)
-    counts[_scatter_many(stack.scatter, count, size * width)] = st.buckets.ravel()
-    counts[_scatter_many(stack.unseen_at, count, size * width)] = st.unseen_count.ravel()
-    counts = counts.reshape(count * size, width)
+    flat = np.zeros(count * size * width, dtype=np.int64)
+    flat[_scatter_many(stack.scatter, count, size * width)] = st.buckets.ravel()
+    flat[_scatter_many(stack.unseen_at, count, size * width)] = st.unseen_count.ravel()
+    counts = flat.reshape(count * size, width)
     unseen_count, cat_count = st.unseen_count.tolist(), st.cat_count.tolist()
     unseen = [
         (unseen_count[j][i], cat_count[j][i], st.unseen[j][i])
@@ -516,7 +516,7 @@ def _stacked(blocks: list[Matrix], width: int) -> Matrix:
     return out
 
 
-def _effects_and_chi2(pairs: list[tuple[Matrix, Matrix]]) -> list[tuple[Matrix, ...]]:
+def _effects_and_chi2(pairs: list[tuple[Matrix, Matrix]]) -> list[tuple[npt.NDArray[Any], ...]]:
     """``_binned_effects`` and ``_chi2`` of each (reference, window) block: in one call over the stacked
     rows when padding them to a common width stays cheap (the usual case: ~10 coarse bins and a few
     categories), else block by block. Returns psi, js, hellinger, chi2 statistic, dof, p-value per block."""

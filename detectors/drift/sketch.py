@@ -19,7 +19,7 @@ import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,10 @@ from detectors.drift.profile import CategoricalProfile, NumericProfile, Referenc
 MAX_TRACKED_UNSEEN = 100
 
 
-def _frozen(arr: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+_A = TypeVar("_A", bound=npt.NDArray[Any])
+
+
+def _frozen(arr: _A) -> _A:
     arr.flags.writeable = False
     return arr
 
@@ -160,6 +163,7 @@ class CategoricalWindow:
         return int(self.counts.sum()) + self.unseen_count
 
     def add(self, other: CategoricalWindow) -> CategoricalWindow:
+        unseen: Mapping[str, int]
         if other.unseen:
             unseen, untracked = _add_unseen(
                 self.unseen, self.unseen_untracked + other.unseen_untracked, other.unseen.items()

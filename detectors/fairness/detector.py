@@ -463,7 +463,8 @@ class FairnessResult:
         lazy = self.__dict__.get("_lazy")
         if lazy is not None:
             batch, window = lazy
-            return batch.differences(window)
+            out: dict[str, dict[str, float | None]] = batch.differences(window)
+            return out
         return {
             name: {metric: _plain(d.difference) for metric, d in a.metrics.items()}
             for name, a in self.attributes.items()

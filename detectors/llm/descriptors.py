@@ -392,7 +392,7 @@ class DescriptorConfig:
     max_chars: int = 2000
     language_chars: int = 500
     quality: QualityConfig = DEFAULT_QUALITY
-    _keyword_sets: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False, default=None)  # type: ignore[assignment]
+    _keyword_sets: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False, default=None)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         for name in ("max_chars", "language_chars"):

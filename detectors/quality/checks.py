@@ -704,6 +704,10 @@ class _Batch:
         te = self.errors[w].get(name, 0)
         excluded = te if config.type_errors_counted_as_missing else 0
         code_a, code_b, code_c = state[0][f]
+        p_a: float | None
+        p_b: float | None
+        q_a: float | None
+        q_b: float | None
         p_a, p_b = state[1][f]
         q_a, q_b = state[2][f]
         range_floor, range_test = config.range_floor, config.range_test

@@ -299,7 +299,8 @@ def range_pvalues(args: Sequence[Sequence[int]], test: str = "betabinomial") -> 
         return out
     known = [key for i in rest if (key := keys[i]) is not None]
     if len(known) < len(rest):  # counts that are not integers: no shortcut
-        ps = outside_range_pvalue(*np.array([args[i] for i in rest], dtype=np.int64).T, test=test).tolist()
+        c, m, n, k = np.array([args[i] for i in rest], dtype=np.int64).T
+        ps = outside_range_pvalue(c, m, n, k, test=test).tolist()
         for i, p in zip(rest, ps, strict=True):
             out[i] = float(p)
         return out
@@ -324,7 +325,8 @@ def range_pvalues(args: Sequence[Sequence[int]], test: str = "betabinomial") -> 
         c, m, n, k = np.array([key for _, key in todo], dtype=np.float64).T
         ps = _clip(_betabinom_tail(c, m, k, n)).tolist()
     else:
-        ps = outside_range_pvalue(*np.array([key for _, key in todo], dtype=np.int64).T, test=test).tolist()
+        c, m, n, k = np.array([key for _, key in todo], dtype=np.int64).T
+        ps = outside_range_pvalue(c, m, n, k, test=test).tolist()
     for (i, _), p in zip(todo, ps, strict=True):
         out[i] = float(p)
     _remember(memo, [(*key, width) for _, key in todo], [float(p) for p in ps])

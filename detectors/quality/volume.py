@@ -132,7 +132,7 @@ _new_result = fast_constructor(VolumeResult)
 def _usable(duration_s: object) -> bool:
     if not isinstance(duration_s, (int, float, np.floating, np.integer)) or isinstance(duration_s, bool):
         return False
-    return math.isfinite(duration_s) and duration_s > 0
+    return bool(math.isfinite(duration_s) and duration_s > 0)
 
 
 def _window(entry: Sequence[float]) -> Window:

@@ -10,6 +10,7 @@ failure is an error verdict, never an exception.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class OpenAIJudgeProvider:
                 out.append(SafetyVerdict.skip(item.id, PROVIDER_NAME, SKIP_BUDGET_EXHAUSTED))
             else:
                 try:
-                    g, r = self.resilience.call(lambda it=item: self._judge(it), _classify)
+                    g, r = self.resilience.call(functools.partial(self._judge, item), _classify)
                     out.append(SafetyVerdict(item_id=item.id, provider=PROVIDER_NAME, ungrounded=1.0 - g,
                                              details={"groundedness": g, "relevance": r}))
                 except ProviderCallError as err:
