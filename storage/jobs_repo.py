@@ -28,8 +28,6 @@ FAILED = "failed"
 FINAL = (SUCCEEDED, FAILED)
 
 
-
-
 def job_id_for(trigger_id: str) -> str:
     """A stable job id derived from the trigger id: a redelivered trigger names the same job."""
     return hashlib.sha256(f"job:{trigger_id}".encode()).hexdigest()[:32]
@@ -104,8 +102,8 @@ def give_up_exhausted(session: Session, *, action: str, max_attempts: int, now: 
         error = (f"gave up after {job.attempt} attempts: each one ended without finishing the job "
                  f"(the runner died or lost its lease)")
         if changed(session, update(Job).where(Job.id == job.id, Job.status == RUNNING, Job.attempt == job.attempt,
-                                               Job.lease_until < now)
-                    .values(status=FAILED, error=error, lease_until=None, updated_at=now)) == 1:
+                                              Job.lease_until < now)
+                   .values(status=FAILED, error=error, lease_until=None, updated_at=now)) == 1:
             session.refresh(job)
             failed.append(JobView.of(job))
     return failed
@@ -161,7 +159,7 @@ def renew_lease(session: Session, job_id: str, *, owner: str, attempt: int, leas
     """Extend a held lease; False when the lease was lost (another runner resumed the job)."""
     now = now or utcnow()
     return changed(session, update(Job).where(_held(job_id, owner, attempt))
-                    .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)) == 1
+                   .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)) == 1
 
 
 def update_running(session: Session, job_id: str, *, owner: str, attempt: int, **values: Any) -> bool:
@@ -187,7 +185,7 @@ def finish_job(session: Session, job_id: str, *, owner: str, attempt: int, statu
 def set_trigger_status(session: Session, trigger_id: str, status: str, now: datetime | None = None) -> bool:
     """Mirror the job's status on its trigger row, when the trigger is in this database."""
     return changed(session, update(Trigger).where(Trigger.id == trigger_id)
-                    .values(status=status, updated_at=now or utcnow())) == 1
+                   .values(status=status, updated_at=now or utcnow())) == 1
 
 
 def running_jobs(session: Session, model: str | None = None) -> Sequence[JobView]:
