@@ -124,6 +124,11 @@ def int_at_least(name: str, value: object, minimum: int) -> int:
     return value
 
 
+def finite_or_none(x: float | None) -> float | None:
+    """A plain float as JSON can hold it: NaN and infinities (and None) become None."""
+    return x if x is not None and math.isfinite(x) else None
+
+
 def json_safe(value: Any) -> Any:
     """Plain JSON data: numpy scalars and arrays to Python, NaN and infinities to None, tuples to lists."""
     t = type(value)  # exact built-in types first: most values of a result are plain floats, ints and strings

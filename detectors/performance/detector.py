@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from detectors.base import ConfigError, InputError, finite_number, json_safe
+from detectors.base import ConfigError, InputError, finite_number, finite_or_none, json_safe
 from detectors.performance import classification, regression
 from detectors.performance.classification import ClassificationCounts
 from detectors.performance.regression import RegressionSums
@@ -177,10 +177,6 @@ def _norm_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
 def _task(counts: object) -> str:
     if isinstance(counts, ClassificationCounts):
         return CLASSIFICATION
@@ -282,7 +278,7 @@ def evaluate_performance(
         threshold = tolerance if kind == ABSOLUTE else tolerance * abs(ref_value)
     if reason is None and reference_counts is not None and degradation is not None and threshold is not None:
         test, z_value, p = _test(window_counts, reference_counts, metric)
-        z, p_value = _finite_or_none(z_value), (p if math.isfinite(p) else None)
+        z, p_value = finite_or_none(z_value), (p if math.isfinite(p) else None)
         significant = p_value is not None and p_value < config.alpha
         status = (
             PerformanceStatus.DEGRADED if degradation > threshold and significant else PerformanceStatus.OK
@@ -293,8 +289,8 @@ def evaluate_performance(
         status=status,
         task=task,
         metric=metric,
-        value=_finite_or_none(value),
-        reference_value=_finite_or_none(ref_value),
+        value=finite_or_none(value),
+        reference_value=finite_or_none(ref_value),
         degradation=degradation,
         threshold=threshold,
         tolerance=tolerance,
@@ -303,8 +299,8 @@ def evaluate_performance(
         statistic=z,
         p_value=p_value,
         alpha=config.alpha,
-        metrics={k: _finite_or_none(v) for k, v in metrics.items()},
-        reference_metrics={k: _finite_or_none(v) for k, v in ref_metrics.items()} if ref_metrics else None,
+        metrics={k: finite_or_none(v) for k, v in metrics.items()},
+        reference_metrics={k: finite_or_none(v) for k, v in ref_metrics.items()} if ref_metrics else None,
         n_labelled=n_labelled,
         n_reference_labelled=n_ref,
         n_predictions=n_predictions_in_window,

@@ -37,7 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import ConfigError, InputError, fast_constructor, finite_number, int_at_least, json_safe
+from detectors.base import (
+    ConfigError,
+    InputError,
+    fast_constructor,
+    finite_number,
+    finite_or_none,
+    int_at_least,
+    json_safe,
+)
 from detectors.quality.checks import QualityStatus
 from detectors.quality.stats import conditional_poisson_pvalue, poisson_pvalue
 
@@ -112,17 +120,14 @@ class VolumeResult:
     def to_dict(self) -> dict[str, Any]:
         # flat fields of known types, written out (json_safe over a dict comprehension cost ~3x more; a
         # sliding window closes one window per step): non-finite floats become None as json_safe makes them
+        f = finite_or_none
         return {
             "detector": self.detector, "status": self.status.value, "direction": self.direction,
-            "n_events": self.n_events, "duration_s": _finite(self.duration_s), "rate": _finite(self.rate),
-            "baseline": _finite(self.baseline), "ratio": _finite(self.ratio), "expected": _finite(self.expected),
-            "p_value": _finite(self.p_value), "n_history": self.n_history, "test": self.test,
-            "factor": _finite(self.factor), "alpha": _finite(self.alpha),
+            "n_events": self.n_events, "duration_s": f(self.duration_s), "rate": f(self.rate),
+            "baseline": f(self.baseline), "ratio": f(self.ratio), "expected": f(self.expected),
+            "p_value": f(self.p_value), "n_history": self.n_history, "test": self.test,
+            "factor": f(self.factor), "alpha": f(self.alpha),
         }  # fmt: skip
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
 
 
 # one result per closed window and pane: built field by field (the class has no __post_init__)
