@@ -87,8 +87,11 @@ def opsloop_verdicts(session: Session, model: str, version: str, window_index: i
                                             Window.kind == kind, Window.window_index == window_index))
     if w is None:
         return None
-    scores = (w.stats or {}).get("drift", {}).get("scores", [])
-    return {s["feature"]: str(s["status"]) for s in scores}
+    drift = (w.stats or {}).get("drift") or {}
+    if "features" in drift:  # the row's columns (since 2026-11-29)
+        cols = drift["features"]
+        return {name: str(status) for name, status in zip(cols["name"], cols["status"], strict=True)}
+    return {s["feature"]: str(s["status"]) for s in drift.get("scores", [])}  # rows written before
 
 
 def _frames(ref_rows: list[dict[str, Any]], win_rows: list[dict[str, Any]]):  # type: ignore[no-untyped-def]

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from detectors.base import DriftResult, Status
+from detectors.base import Status
 from detectors.drift import (
+    DriftVerdict,
     FeatureDriftConfig,
     ReferenceProfile,
     WindowSketch,
     build_profile,
-    evaluate_drift_many,
+    judge_drift_many,
 )
 from detectors.fairness import FairnessConfig, FairnessCounts, FairnessResult, evaluate_fairness_many
 from detectors.quality import (
@@ -176,8 +177,8 @@ class _Judged:
     """A closed window's verdicts, before its row exists."""
 
     closing: _Closing
-    drift: DriftResult
-    pred_drift: DriftResult | None
+    drift: DriftVerdict
+    pred_drift: DriftVerdict | None
     quality: QualityResult
     quality_row: dict[str, Any]
     volume: VolumeResult | None
@@ -468,15 +469,16 @@ class ModelStream:
         """Judge the windows a batch closed, in order: every window detector, then all their rows in one
         insert, then each window's findings (which name its row) and the rules' triggers.
 
-        A sliding window closes ~10 windows per batch: drift is evaluated for all of them in one pass
-        (``evaluate_drift_many``) and their rows are written in one statement."""
+        A sliding window closes ~10 windows per batch: drift is judged for all of them in one pass
+        (``judge_drift_many``; the full per-feature results are built only for a window that alerts) and their
+        rows are written in one statement."""
         if not closing:
             return
         sketches = [c.w.sketch or WindowSketch.empty(prof) for c in closing]
-        drift = evaluate_drift_many(prof, sketches, self.config.drift)
-        pred_drift: Sequence[DriftResult | None] = [None] * len(closing)
+        drift = judge_drift_many(prof, sketches, self.config.drift)
+        pred_drift: Sequence[DriftVerdict | None] = [None] * len(closing)
         if pred is not None:
-            pred_drift = evaluate_drift_many(pred, [c.w.pred or WindowSketch.empty(pred) for c in closing],
+            pred_drift = judge_drift_many(pred, [c.w.pred or WindowSketch.empty(pred) for c in closing],
                                              self.config.drift)
         qualities = evaluate_quality_many(prof, sketches, [c.w.type_errors for c in closing], self.config.quality)
         judged: list[_Judged] = []
@@ -489,10 +491,11 @@ class ModelStream:
             if c.volume is not None:  # in window order: each verdict is on the volumes before it
                 n, duration = c.volume
                 v = volume.observe(n, duration if duration is not None else 0.0)
-            # the results themselves go into the row: the JSON column writes them as their to_dict() (storage.db)
-            stats: dict[str, Any] = {"drift": result, "type_errors": w.type_errors, "n": w.n}
+            # the row keeps each drift verdict with its per-feature numbers as columns; a finding keeps the
+            # full result (docs/design.md, "Window rows keep drift as columns")
+            stats: dict[str, Any] = {"drift": result.summary, "type_errors": w.type_errors, "n": w.n}
             if pred_result is not None:
-                stats["prediction_drift"] = pred_result
+                stats["prediction_drift"] = pred_result.summary
             # the row keeps the quality verdict and its problems; the per-feature numbers go into a finding only
             stats["quality"] = quality = {
                 "status": q.status.value, "problems": [p.problem() for p in q.problems],
@@ -538,12 +541,12 @@ class ModelStream:
         about = {"window_index": w.index, "window_kind": kind}
         if result.status == Status.DRIFT:
             feats = list(result.drifted_features)
-            text = (f"drift in {len(feats)} of {len(result.scores)} features of {self.model} v{self.version}: "
+            text = (f"drift in {len(feats)} of {result.n_features} features of {self.model} v{self.version}: "
                     f"{', '.join(feats)} ({where()})")
             severity = "critical" if (result.share_drifted or 0.0) >= 0.5 else "warn"
             emit(DRIFT_DETECTOR, "drift", severity, result.share_drifted, text,
                  {"drifted_features": feats, "share_drifted": result.share_drifted, **about,
-                  "reference_version": self.s["reference_version"], "result": result.to_dict()},
+                  "reference_version": self.s["reference_version"], "result": result.result().to_dict()},
                  {"drifted_features": feats})
         observations = [Observation(DRIFT_DETECTOR, str(result.status.value),
                                     {"share_drifted": result.share_drifted})]
@@ -553,7 +556,7 @@ class ModelStream:
                 text = f"prediction drift in {self.model} v{self.version}: {', '.join(cols)} ({where()})"
                 emit(PREDICTION_DRIFT_DETECTOR, "drift", "warn", pred_result.share_drifted, text,
                      {"drifted_columns": cols, **about, "reference_version": self.s["reference_version"],
-                      "result": pred_result.to_dict()},
+                      "result": pred_result.result().to_dict()},
                      {"drifted_columns": cols})
             observations.append(Observation(PREDICTION_DRIFT_DETECTOR, str(pred_result.status.value),
                                             {"share_drifted": pred_result.share_drifted}))

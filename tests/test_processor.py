@@ -194,10 +194,10 @@ def test_sliding_windows_equal_tumbling_ones_on_the_same_rows(sessions) -> None:
     for t_idx, t in tumb.items():
         s_w = slid[t_idx * 10]
         assert s_w.n_events == t.n_events == 1000
-        for a, b in zip(s_w.stats["drift"]["scores"], t.stats["drift"]["scores"], strict=True):
-            assert (a["feature"], a["drifted"]) == (b["feature"], b["drifted"])
-            for k in ("statistic", "p_value", "effect_value"):
-                assert a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-15)
+        a, b = s_w.stats["drift"]["features"], t.stats["drift"]["features"]
+        assert (a["name"], a["status"]) == (b["name"], b["status"])
+        for k in ("statistic", "p_value", "effect_value"):
+            assert a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-15)
     # the shift at event 5000 (monitored event 3000) is seen as soon as enough of a window has moved
     first = min(f.details["window_index"] for f in drift_sliding)
     assert 20 < first <= 30
@@ -227,7 +227,7 @@ def test_nul_characters_dead_letter_instead_of_stalling(sessions) -> None:  # ty
 def _window_stats(sessions, model: str, kind: str) -> dict[int, dict]:  # type: ignore[no-untyped-def]
     with sessions() as s:
         rows = s.scalars(select(Window).where(Window.model == model, Window.kind == kind)).all()
-        return {w.window_index: (w.n_events, w.stats["drift"]["scores"], w.stats.get("prediction_drift"))
+        return {w.window_index: (w.n_events, w.stats["drift"]["features"], w.stats.get("prediction_drift"))
                 for w in rows}
 
 
@@ -245,8 +245,8 @@ def test_a_worker_restarted_at_every_batch_judges_the_same_windows(sessions, kin
     for idx in a:
         (n1, s1, p1), (n2, s2, p2) = a[idx], b[idx]
         assert n1 == n2
-        assert [(x["feature"], x["statistic"], x["p_value"], x["drifted"]) for x in s1] == \
-            [(x["feature"], x["statistic"], x["p_value"], x["drifted"]) for x in s2]
+        assert [s1[k] for k in ("name", "statistic", "p_value", "status")] == \
+            [s2[k] for k in ("name", "statistic", "p_value", "status")]
         assert p1 is not None and p1["drifted_features"] == p2["drifted_features"]
 
 
@@ -326,12 +326,21 @@ def test_a_window_row_keeps_every_detectors_verdict(sessions) -> None:  # type: 
     for w in rows:
         assert {"drift", "prediction_drift", "quality", "volume", "fairness", "n"} <= set(w.stats)
         assert w.stats["drift"]["status"] == ("drift" if w.window_index >= 3 else "ok")
-        assert len(w.stats["drift"]["scores"]) == 10 and w.stats["n"] == 1000
+        assert len(w.stats["drift"]["features"]["name"]) == 10 and w.stats["n"] == 1000
         assert w.stats["quality"]["status"] == ("alert" if w.window_index >= 3 else "ok")
         assert w.stats["volume"]["n_events"] == 1000
         assert w.stats["fairness"]["status"] in {"ok", "insufficient_data", "alert"}
     # findings name the row that holds their window
     assert findings[("drift.features", 3)] == rows[3].id
+    # the row keeps the per-feature numbers as columns; the finding keeps the full result of the same window
+    with sessions() as s:
+        full = s.scalars(select(Finding).where(Finding.detector == "drift.features",
+                                               Finding.window_id == rows[3].id)).one().details["result"]
+    cols = rows[3].stats["drift"]["features"]
+    assert [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)] == [
+        {"name": sc["feature"], **{k: sc[k] for k in ("status", "test", "statistic", "p_value", "p_adjusted",
+                                                     "effect", "effect_value")}} for sc in full["scores"]]
+    assert {"js", "hellinger", "window_mean"} <= set(full["scores"][0]["extra"])
     assert findings[("quality.data", 5)] == rows[5].id
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors.drift import FeatureDriftConfig, WindowSketch, build_profile, evaluate_drift
+from detectors.drift import FeatureDriftConfig, WindowSketch, build_profile, judge_drift_many
 from opsloop import reports_cli
 from opsloop.errors import OpsloopError
 from opsloop.reports import ReportError, ReportPaths, drift_report, opsloop_verdicts, summarize
@@ -25,6 +25,7 @@ from streams.columns import infer_kinds, to_columns
 MODEL, VERSION = "credit-risk", "1"
 N_REF, N_WIN = 2_000, 1_000
 QUIET, DRIFTED = 0, 1
+OLD_ROW = 9  # a window row in the form written before 2026-11-29
 COUNTRIES = ("de", "fr", "us", "in")
 REF_MIX = (0.4, 0.3, 0.2, 0.1)
 DRIFT_MIX = (0.2, 0.3, 0.2, 0.3)
@@ -66,7 +67,7 @@ def _opsloop_result(ref: list[dict[str, Any]], win: list[dict[str, Any]]):  # ty
     kinds = infer_kinds(ref)
     profile = build_profile(to_columns(ref, kinds)[0], kinds)
     sketch = WindowSketch.empty(profile).update(to_columns(win, kinds)[0])
-    return evaluate_drift(profile, sketch, FeatureDriftConfig())
+    return judge_drift_many(profile, [sketch], FeatureDriftConfig())[0]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,10 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
         # the drifted window is closed (opsloop's verdict stored); the quiet one is still open
         result = _opsloop_result(rows[("ref", 0)], rows[("count", DRIFTED)])
         s.add(Window(model=MODEL, model_version=VERSION, kind="count", window_index=DRIFTED, n_events=N_WIN,
-                     stats={"drift": result.to_dict(), "type_errors": {}, "n": N_WIN}))
+                     stats={"drift": result.summary, "type_errors": {}, "n": N_WIN}))
+        # a row written before rows kept columns: the full result's to_dict
+        s.add(Window(model=MODEL, model_version=VERSION, kind="count", window_index=OLD_ROW, n_events=N_WIN,
+                     stats={"drift": result.result().to_dict(), "type_errors": {}, "n": N_WIN}))
     return Stored(sessions, url, rows)
 
 
@@ -148,6 +152,8 @@ def test_opsloop_verdicts_of_closed_and_open_windows(stored: Stored) -> None:
         closed = opsloop_verdicts(s, MODEL, VERSION, DRIFTED)
     assert closed is not None
     assert {f for f, status in closed.items() if status == "drift"} == {"x1", "country"}
+    with stored.sessions() as s:
+        assert opsloop_verdicts(s, MODEL, VERSION, OLD_ROW) == closed
 
 
 def test_no_rows_is_a_clear_error(stored: Stored, tmp_path: Path) -> None:

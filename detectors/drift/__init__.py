@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from detectors.drift.chisquare import ChiSquareResult, chi2_two_sample
 from detectors.drift.correction import adjust, benjamini_hochberg, bonferroni
-from detectors.drift.features import DETECTOR_NAME, FeatureDriftConfig, evaluate_drift, evaluate_drift_many
+from detectors.drift.features import (
+    DETECTOR_NAME,
+    DriftVerdict,
+    FeatureDriftConfig,
+    evaluate_drift,
+    evaluate_drift_many,
+    judge_drift_many,
+)
 from detectors.drift.hellinger import hellinger
 from detectors.drift.jensenshannon import jensenshannon
 from detectors.drift.ks import KSResult, ks_binned, ks_pvalue, ks_pvalue_asymptotic, ks_statistic
@@ -25,6 +32,7 @@ __all__ = [
     "CategoricalProfile",
     "CategoricalWindow",
     "ChiSquareResult",
+    "DriftVerdict",
     "FeatureDriftConfig",
     "KSResult",
     "NumericProfile",
@@ -41,6 +49,7 @@ __all__ = [
     "evaluate_drift_many",
     "hellinger",
     "jensenshannon",
+    "judge_drift_many",
     "ks_binned",
     "ks_pvalue",
     "ks_pvalue_asymptotic",

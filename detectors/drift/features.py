@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -533,14 +533,32 @@ def _effects_and_chi2(pairs: list[tuple[Matrix, Matrix]]) -> list[tuple[npt.NDAr
     return out
 
 
-def _numeric_scores(
+@dataclass(frozen=True, eq=False)
+class _NumericTests:
+    """The numeric features' tests of every window of a batch, their rows one after the other (window by
+    window), as lists: what a verdict reads (statistic, p-value, effect) and what a full result adds."""
+
+    test: str
+    statistic: list[float]
+    p_value: list[float]
+    methods: list[str]
+    effect_value: list[float]  # PSI or the normalised Wasserstein distance, as the config gates on
+    psi: list[float]
+    js: list[float]
+    hellinger: list[float]
+    wasserstein: list[float]
+    mean: list[float | None]
+    std: list[float | None]
+    dof: list[int] | None  # with the chi-square test
+
+
+def _numeric_tests(
     arrays: _NumericArrays,
     effects: tuple[Matrix, ...],
-    stack: _NumericStack,
     rows_list: Sequence[dict[str, int]],
     ks: Sequence[int],
     config: FeatureDriftConfig,
-) -> list[dict[str, _Tested]]:
+) -> _NumericTests:
     """The numeric features' tests of every window (``rows_list``: each window's tested features, whose rows
     follow one another in ``arrays``), with ``ks[w]`` features tested in window ``w`` (its correction's
     family). Every decision is elementwise, so taking all windows at once gives each the same values."""
@@ -548,10 +566,11 @@ def _numeric_scores(
     d, n, m, wasserstein = arrays.d, arrays.n, arrays.m, arrays.wasserstein
     effect_values = psi if config.numeric_effect == "psi" else wasserstein
     size = len(d)
+    dof: list[int] | None = None
     if config.numeric_test == "chi2":
         statistic, p_value = chi_statistic, chi_p
         methods = ["exact"] * size
-        extras: list[dict[str, Any]] = [{"reference_missing_rate": None, "dof": v} for v in chi_dof.tolist()]
+        dof = chi_dof.tolist()
     else:
         # the asymptotic p-values and sample sizes of all windows come computed (elementwise: the same bits)
         assert arrays.ks_asymptotic is not None and arrays.small is not None
@@ -565,71 +584,87 @@ def _numeric_scores(
         for i in np.flatnonzero(exact).tolist():
             p_value[i] = ks_pvalue(float(d[i]), int(n[i]), int(m[i]))
         methods = ["exact" if e else "asymptotic" for e in exact.tolist()]
-        extras = [{"reference_missing_rate": None} for _ in range(size)]
+    psi_list, wd_list = psi.tolist(), wasserstein.tolist()
+    return _NumericTests(
+        config.numeric_test, statistic.tolist(), p_value.tolist(), methods,
+        psi_list if config.numeric_effect == "psi" else wd_list, psi_list, js.tolist(), hel.tolist(), wd_list,
+        arrays.mean, arrays.std, dof,
+    )  # fmt: skip
 
+
+def _numeric_found(
+    t: _NumericTests, stack: _NumericStack, rows: dict[str, int], at: int, config: FeatureDriftConfig
+) -> dict[str, _Tested]:
+    """One window's numeric tests with their extras, its features at ``at`` onwards in ``t``: built only
+    for a full result (a window that alerts, or ``evaluate_drift``)."""
     effect, floor = config.numeric_effect_name, config.numeric_floor
     by_psi = effect == "psi"
-    test = config.numeric_test
-    profiles = stack.profiles
-    columns = list(zip(
-        arrays.mean, arrays.std, statistic.tolist(), p_value.tolist(), methods, psi.tolist(), js.tolist(),
-        hel.tolist(), wasserstein.tolist(), extras, strict=True,
-    ))  # fmt: skip
-    out: list[dict[str, _Tested]] = []
-    at = 0
-    for rows in rows_list:
-        mine: dict[str, _Tested] = {}
-        for (name, row), (mean, std, stat, p, method, psi_i, js_i, hel_i, wd_i, extra) in zip(
-            rows.items(), columns[at : at + len(rows)], strict=True
-        ):
-            fp = profiles[row]
-            extra["js"] = js_i
-            extra["hellinger"] = hel_i
-            extra["wasserstein_norm"] = wd_i
-            extra["p_method"] = method
-            extra["reference_mean"] = fp.mean
-            extra["reference_std"] = fp.std
-            extra["window_mean"] = mean
-            extra["window_std"] = std
-            if by_psi:
-                mine[name] = (test, stat, p, effect, psi_i, floor, extra)
-            else:
-                extra["psi"] = psi_i
-                mine[name] = (test, stat, p, effect, wd_i, floor, extra)
-        out.append(mine)
-        at += len(rows)
-    return out
+    test, profiles, dof = t.test, stack.profiles, t.dof
+    mine: dict[str, _Tested] = {}
+    for i, (name, row) in enumerate(rows.items(), start=at):
+        fp = profiles[row]
+        extra: dict[str, Any] = {"reference_missing_rate": None}
+        if dof is not None:
+            extra["dof"] = dof[i]
+        extra["js"] = t.js[i]
+        extra["hellinger"] = t.hellinger[i]
+        extra["wasserstein_norm"] = wd_i = t.wasserstein[i]
+        extra["p_method"] = t.methods[i]
+        extra["reference_mean"] = fp.mean
+        extra["reference_std"] = fp.std
+        extra["window_mean"] = t.mean[i]
+        extra["window_std"] = t.std[i]
+        if by_psi:
+            mine[name] = (test, t.statistic[i], t.p_value[i], effect, t.psi[i], floor, extra)
+        else:
+            extra["psi"] = t.psi[i]
+            mine[name] = (test, t.statistic[i], t.p_value[i], effect, wd_i, floor, extra)
+    return mine
 
 
-def _categorical_scores(
-    unseen: list[_Unseen], effects: tuple[Matrix, ...], rows_list: Sequence[dict[str, int]], floor: float
-) -> list[dict[str, _Tested]]:
-    """The categorical features' tests of every window, their rows one after the other."""
+@dataclass(frozen=True, eq=False)
+class _CategoricalTests:
+    """The categorical features' tests of every window of a batch, as ``_NumericTests``."""
+
+    unseen: list[_Unseen]
+    statistic: list[float]
+    p_value: list[float]
+    dof: list[int]
+    psi: list[float]
+    js: list[float]
+    hellinger: list[float]
+    test: str = "chi2"
+
+    @property
+    def effect_value(self) -> list[float]:  # categorical features are gated on PSI
+        return self.psi
+
+
+def _categorical_tests(unseen: list[_Unseen], effects: tuple[Matrix, ...]) -> _CategoricalTests:
     psi, js, hel, statistic, dof, p_value = effects
-    columns = list(zip(
-        unseen, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(), hel.tolist(),
-        strict=True,
-    ))  # fmt: skip
-    out: list[dict[str, _Tested]] = []
-    at = 0
-    for rows in rows_list:
-        mine: dict[str, _Tested] = {}
-        for name, ((unseen_count, count, names), stat, p, dof_i, psi_i, js_i, hel_i) in zip(
-            rows, columns[at : at + len(rows)], strict=True
-        ):
-            extra: dict[str, Any] = {
-                "reference_missing_rate": None,  # _result fills it in
-                "dof": dof_i,
-                "js": js_i,
-                "hellinger": hel_i,
-                "unseen_count": unseen_count,
-                "unseen_share": _rate(unseen_count, count),
-                "unseen_categories": dict(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),
-            }
-            mine[name] = ("chi2", stat, p, "psi", psi_i, floor, extra)
-        out.append(mine)
-        at += len(rows)
-    return out
+    return _CategoricalTests(
+        unseen, statistic.tolist(), p_value.tolist(), dof.tolist(), psi.tolist(), js.tolist(), hel.tolist()
+    )
+
+
+def _categorical_found(
+    t: _CategoricalTests, rows: dict[str, int], at: int, floor: float
+) -> dict[str, _Tested]:
+    """One window's categorical tests with their extras, as ``_numeric_found``."""
+    mine: dict[str, _Tested] = {}
+    for i, name in enumerate(rows, start=at):
+        unseen_count, count, names = t.unseen[i]
+        extra: dict[str, Any] = {
+            "reference_missing_rate": None,  # _result fills it in
+            "dof": t.dof[i],
+            "js": t.js[i],
+            "hellinger": t.hellinger[i],
+            "unseen_count": unseen_count,
+            "unseen_share": _rate(unseen_count, count),
+            "unseen_categories": dict(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+        mine[name] = ("chi2", t.statistic[i], t.p_value[i], "psi", t.psi[i], floor, extra)
+    return mine
 
 
 # one FeatureScore per feature and window (a sliding window judges one every step): built field by field
@@ -650,6 +685,39 @@ def evaluate_drift_many(
     closes ~10 windows per batch of events, and one pass over their stacked rows costs little more than one
     window's. Each result equals ``evaluate_drift`` of that window alone, bit for bit (every statistic is
     computed row by row; tests/detectors/test_drift_fast.py)."""
+    return [verdict.result() for verdict in judge_drift_many(profile, sketches, config)]
+
+
+class DriftVerdict:
+    """One window's drift verdict without its per-feature result objects, as the worker judges every window:
+    the status, the share and names of the drifted features, and ``summary``, the per-feature numbers as
+    columns (what a window row stores). ``result()`` builds the full ``DriftResult`` (every effect size,
+    moments, unseen categories) on first call, equal to ``evaluate_drift``'s; the worker asks for it only
+    for a window that alerts, whose finding keeps it. A sliding window judges one window per step, and the
+    ~25 result objects of a window cost more than its verdict."""
+
+    __slots__ = ("_build", "_result", "drifted_features", "n_features", "n_window", "share_drifted", "status",
+                 "summary")
+
+    def __init__(self, status: Status, share_drifted: float | None, drifted_features: tuple[str, ...],
+                 n_features: int, n_window: int, summary: dict[str, Any],
+                 build: Callable[[], DriftResult]) -> None:
+        self.status, self.share_drifted, self.drifted_features = status, share_drifted, drifted_features
+        self.n_features, self.n_window, self.summary = n_features, n_window, summary
+        self._build: Callable[[], DriftResult] | None = build
+        self._result: DriftResult | None = None
+
+    def result(self) -> DriftResult:
+        if self._result is None:
+            assert self._build is not None
+            self._result, self._build = self._build(), None  # the batch's lists are let go with the builder
+        return self._result
+
+
+def judge_drift_many(
+    profile: ReferenceProfile, sketches: Sequence[WindowSketch], config: FeatureDriftConfig
+) -> list[DriftVerdict]:
+    """The verdicts of ``evaluate_drift_many``, each window's full result left to ``DriftVerdict.result``."""
     stacks = _stacks(profile)
     st = StackedSketches.of(profile, sketches)
     plans = _plans(profile, stacks, st, sketches, config)
@@ -669,20 +737,113 @@ def evaluate_drift_many(
         pairs.append((ref, cur))
     effects = _effects_and_chi2(pairs) if pairs else []
     ks = [len(numeric_rows) + len(categorical_rows) for _, numeric_rows, categorical_rows in plans]
-    numeric_found = (
-        _numeric_scores(arrays, effects[0], stacks.numeric, numeric_list, ks, config)
-        if n_numeric else [{} for _ in plans]
-    )  # fmt: skip
-    categorical_found = (
-        _categorical_scores(unseen, effects[-1], categorical_list, config.psi_floor_categorical)
-        if n_categorical else [{} for _ in plans]
-    )  # fmt: skip
-    out: list[DriftResult] = []
-    for sketch, (base, _, _), numeric, categorical in zip(
-        sketches, plans, numeric_found, categorical_found, strict=True
-    ):
-        out.append(_result(sketch, base, numeric | categorical if categorical else numeric, config))
+    nt = _numeric_tests(arrays, effects[0], numeric_list, ks, config) if n_numeric else None
+    ct = _categorical_tests(unseen, effects[-1]) if n_categorical else None
+    out: list[DriftVerdict] = []
+    num_at = cat_at = 0
+    for sketch, (base, numeric_rows, categorical_rows) in zip(sketches, plans, strict=True):
+        build = functools.partial(_full_result, sketch, base, stacks.numeric, nt, numeric_rows, num_at, ct,
+                                  categorical_rows, cat_at, config)
+        out.append(
+            _verdict(sketch, base, nt, numeric_rows, num_at, ct, categorical_rows, cat_at, config, build)
+        )
+        num_at += len(numeric_rows)
+        cat_at += len(categorical_rows)
     return out
+
+
+def _full_result(
+    sketch: WindowSketch, base: list[_Base], stack: _NumericStack, nt: _NumericTests | None,
+    numeric_rows: dict[str, int], num_at: int, ct: _CategoricalTests | None, categorical_rows: dict[str, int],
+    cat_at: int, config: FeatureDriftConfig,
+) -> DriftResult:
+    found = _numeric_found(nt, stack, numeric_rows, num_at, config) if nt is not None and numeric_rows else {}
+    if ct is not None and categorical_rows:
+        found |= _categorical_found(ct, categorical_rows, cat_at, config.psi_floor_categorical)
+    return _result(sketch, base, found, config)
+
+
+def _verdict(
+    sketch: WindowSketch, base: list[_Base], nt: _NumericTests | None, numeric_rows: dict[str, int],
+    num_at: int, ct: _CategoricalTests | None, categorical_rows: dict[str, int], cat_at: int,
+    config: FeatureDriftConfig, build: Callable[[], DriftResult],
+) -> DriftVerdict:
+    """A window's verdict and its row's columns, the numbers ``_result`` would put into its scores: the
+    features in profile order, a tested one's numbers from the batch's lists (each kind's tested features
+    are in profile order there too)."""
+    names: list[str] = []
+    tests: list[str] = []
+    statistics: list[float | None] = []
+    p_values: list[float | None] = []
+    effects: list[str] = []
+    effect_values: list[float | None] = []
+    floors: list[float] = []
+    tested: list[int] = []  # positions of the tested features, the correction's family in profile order
+    at: dict[str, int] = {NUMERIC: num_at, CATEGORICAL: cat_at}  # each kind's next tested feature
+    of_kind: dict[str, tuple[_NumericTests | _CategoricalTests | None, dict[str, int], str, float, str]] = {
+        NUMERIC: (nt, numeric_rows, config.numeric_effect_name, config.numeric_floor, config.numeric_test),
+        CATEGORICAL: (ct, categorical_rows, "psi", config.psi_floor_categorical, config.categorical_test),
+    }
+    for name, kind, *_ in base:
+        t, rows, effect, floor, default_test = of_kind[kind]
+        names.append(name)
+        effects.append(effect)
+        if t is None or name not in rows:
+            tests.append(default_test)
+            statistics.append(None)
+            p_values.append(None)
+            effect_values.append(None)
+            floors.append(0.0)
+            continue
+        i = at[kind]
+        at[kind] = i + 1
+        tested.append(len(tests))
+        tests.append(t.test)
+        statistics.append(t.statistic[i])
+        p_values.append(t.p_value[i])
+        effect_values.append(t.effect_value[i])
+        floors.append(floor)
+    corrected = _corrected([p_values[i] for i in tested], config)  # type: ignore[misc]
+    p_adjusted: list[float | None] = [None] * len(names)
+    status_of = [INSUFFICIENT] * len(names)
+    drifted: list[str] = []
+    alpha = config.alpha
+    for i, adjusted in zip(tested, corrected, strict=True):
+        p_adjusted[i] = adjusted
+        if adjusted < alpha and effect_values[i] >= floors[i]:  # type: ignore[operator]
+            status_of[i] = DRIFT
+            drifted.append(names[i])
+        else:
+            status_of[i] = OK
+    share = len(drifted) / len(tested) if tested else None
+    status = _status(share, config)
+    summary = {
+        "detector": DETECTOR_NAME, "status": status.value, "share_drifted": share,
+        "drifted_features": drifted, "n_window": sketch.n_rows, "config": _config_dict(config),
+        "unknown_features": sorted(sketch.unknown_features),
+        "features": {"name": names, "status": status_of, "test": tests, "statistic": statistics,
+                     "p_value": p_values, "p_adjusted": p_adjusted, "effect": effects,
+                     "effect_value": effect_values},
+    }  # fmt: skip
+    return DriftVerdict(status, share, tuple(drifted), len(names), sketch.n_rows, summary, build)
+
+
+INSUFFICIENT, DRIFT, OK = Status.INSUFFICIENT_DATA.value, Status.DRIFT.value, Status.OK.value
+
+
+def _corrected(p_values: list[float], config: FeatureDriftConfig) -> list[float]:
+    """The window's adjusted p-values, over its tested features in profile order."""
+    if config.correction == "bonferroni":  # correction.bonferroni's float64 operations, without arrays
+        k = len(p_values)
+        return [min(p * k, 1.0) for p in p_values]
+    out: list[float] = adjust(p_values, config.correction).tolist()
+    return out
+
+
+def _status(share: float | None, config: FeatureDriftConfig) -> Status:
+    if share is None:
+        return Status.INSUFFICIENT_DATA
+    return Status.DRIFT if share > config.dataset_drift_share else Status.OK
 
 
 # per feature: name, kind, reference count, window count, missing rate, reference missing rate
@@ -727,13 +888,7 @@ def _result(
 ) -> DriftResult:
     """The window's verdict from its tested features: the correction over them, then one score per feature."""
     tested = [b[0] for b in base if b[0] in found]  # profile order, as the family
-    p_values = [found[n][2] for n in tested]
-    if config.correction == "bonferroni":  # correction.bonferroni's float64 operations, without arrays
-        k = len(p_values)
-        corrected = [min(p * k, 1.0) for p in p_values]
-    else:
-        corrected = adjust(p_values, config.correction).tolist()
-    adjusted = dict(zip(tested, corrected, strict=True))
+    adjusted = dict(zip(tested, _corrected([found[n][2] for n in tested], config), strict=True))
     alpha = config.alpha
     scores = []
     for name, kind, n_ref, n_win, missing_rate, ref_missing in base:
@@ -760,10 +915,7 @@ def _result(
 
     drifted_features = tuple(s.feature for s in scores if s.drifted)
     share = len(drifted_features) / len(tested) if tested else None
-    if share is None:
-        status = Status.INSUFFICIENT_DATA
-    else:
-        status = Status.DRIFT if share > config.dataset_drift_share else Status.OK
+    status = _status(share, config)
     # the config's dict is shared by the results of one config (results are read-only)
     return _new_result(
         DETECTOR_NAME, status, share, drifted_features, tuple(scores), sketch.n_rows, _config_dict(config),

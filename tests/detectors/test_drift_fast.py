@@ -25,6 +25,7 @@ from detectors.drift import (
     evaluate_drift_many,
     hellinger,
     jensenshannon,
+    judge_drift_many,
     ks_binned,
     psi,
 )
@@ -266,6 +267,50 @@ def test_many_windows_at_once_equal_each_window_alone_bit_for_bit(seed: int) -> 
         alone = [evaluate_drift(profile, sk, config) for sk in sketches]
         assert [r.to_dict() for r in many] == [r.to_dict() for r in alone]
     assert evaluate_drift_many(profile, [], FeatureDriftConfig()) == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_verdicts_and_their_row_columns_are_the_full_results(seed: int) -> None:
+    """The worker judges every window with ``judge_drift_many`` and stores ``summary``; the full result is
+    built only when asked. Verdict, row columns and the built result must all say what ``evaluate_drift``
+    says of the window alone, insufficient data, both corrections and every effect included."""
+    rng = np.random.default_rng(9000 + seed)
+    profile, first = random_case(rng)
+    sketches = [first, *more_windows(rng, profile, int(rng.integers(1, 12)))]
+    for config in CONFIGS:
+        verdicts = judge_drift_many(profile, sketches, config)
+        for verdict, sketch in zip(verdicts, sketches, strict=True):
+            full = evaluate_drift(profile, sketch, config)
+            assert (verdict.status, verdict.share_drifted, verdict.drifted_features) == (
+                full.status, full.share_drifted, full.drifted_features)
+            assert (verdict.n_features, verdict.n_window) == (len(full.scores), full.n_window)
+            row = verdict.summary
+            assert {k: row[k] for k in ("detector", "status", "share_drifted", "drifted_features", "n_window",
+                                        "config", "unknown_features")} == {
+                k: v for k, v in full.to_dict().items() if k != "scores"}
+            columns = [dict(zip(row["features"], values, strict=True))
+                       for values in zip(*row["features"].values(), strict=True)]
+            assert columns == [
+                {"name": sc.feature, "status": sc.status.value, "test": sc.test, "statistic": sc.statistic,
+                 "p_value": sc.p_value, "p_adjusted": sc.p_adjusted, "effect": sc.effect,
+                 "effect_value": sc.effect_value} for sc in full.scores]
+            assert verdict.result().to_dict() == full.to_dict()
+            assert verdict.result() is verdict.result()  # built once
+
+
+def test_a_verdict_builds_its_full_result_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detectors.drift import features
+
+    built: list[int] = []
+    real = features._result
+    monkeypatch.setattr(features, "_result", lambda *a: built.append(1) or real(*a))
+    rng = np.random.default_rng(3)
+    profile, first = random_case(rng)
+    verdicts = judge_drift_many(profile, [first, *more_windows(rng, profile, 4)], FeatureDriftConfig())
+    assert built == []
+    verdicts[2].result()
+    verdicts[2].result()
+    assert built == [1]
 
 
 def test_many_windows_with_every_feature_tested_equal_each_window_alone() -> None:
