@@ -19,7 +19,10 @@ features; the categorical features likewise. Every number equals what the per-fe
 on that feature's bins, up to the order of floating-point additions (tested to 1e-12 in
 ``tests/detectors/test_drift_fast.py``). ``evaluate_drift_many`` stacks the windows that close in one batch
 (a sliding window closes ~10) the same way, one block of rows per window, so the numpy calls run once for
-all of them; each window's result is bit for bit what ``evaluate_drift`` gives it alone.
+all of them; each window's result is bit for bit what ``evaluate_drift`` gives it alone. The worker calls
+``judge_drift_many``: the same pass, but each window's per-feature result objects are built only when its
+``DriftVerdict.result()`` is asked for (a window that alerts); its verdict and the row's per-feature columns
+come straight from the batch's lists.
 
 Which KS p-values are exact
 ---------------------------
