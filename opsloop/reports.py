@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 REFERENCE = ("ref", 0)
-WINDOW_KINDS = ("count", "time")
+WINDOW_KINDS = ("count", "time", "sliding")
+PANE = "pane"  # a sliding window's events are logged by pane; window #i is panes i .. i + panes - 1
 NO_ROWS_HINT = "are predictions logged? (OPSLOOP_WORKER_LOG_PREDICTIONS)"
 
 # Evidently's tests carry the verdict; these names let ``summarize`` judge a snapshot saved without tests.
@@ -59,10 +60,17 @@ class ColumnVerdict:
 # --- loading ---------------------------------------------------------------------------------------------
 
 
-def _features(session: Session, model: str, version: str, kind: str, index: int) -> list[dict[str, Any]]:
+def _features(session: Session, model: str, version: str, kind: str, index: int,
+              panes: int = 1) -> list[dict[str, Any]]:
+    """The logged feature rows of one window; of a sliding window (``kind="sliding"``), of its ``panes``
+    panes from ``index`` on, as the worker merged them."""
+    if kind == "sliding":
+        where = (PredictionLog.window_kind == PANE, PredictionLog.window_index >= index,
+                 PredictionLog.window_index < index + panes)
+    else:
+        where = (PredictionLog.window_kind == kind, PredictionLog.window_index == index)
     stmt = (select(PredictionLog.features)
-            .where(PredictionLog.model == model, PredictionLog.model_version == version,
-                   PredictionLog.window_kind == kind, PredictionLog.window_index == index)
+            .where(PredictionLog.model == model, PredictionLog.model_version == version, *where)
             .order_by(PredictionLog.id))
     return [dict(f) for f in session.scalars(stmt)]
 
@@ -126,13 +134,17 @@ def _write_atomically(path: Path, write) -> None:  # type: ignore[no-untyped-def
 
 
 def drift_report(sessions: sessionmaker[Session], model: str, version: str, window_index: int,
-                 kind: str = "count", *, out_dir: Path) -> ReportPaths:
-    """Run Evidently's ``DataDriftPreset`` on one window against the reference; save HTML and JSON."""
+                 kind: str = "count", *, out_dir: Path, sliding_panes: int = 10) -> ReportPaths:
+    """Run Evidently's ``DataDriftPreset`` on one window against the reference; save HTML and JSON.
+
+    A sliding window is its ``sliding_panes`` panes (the worker's ``OPSLOOP_WORKER_SLIDING_PANES``)."""
     if kind not in WINDOW_KINDS:
         raise ReportError(f"unknown window kind {kind!r}: expected one of {', '.join(WINDOW_KINDS)}")
+    if sliding_panes < 1:
+        raise ReportError(f"a sliding window has at least one pane, not {sliding_panes}")
     with sessions() as s:
         ref_rows = _features(s, model, version, *REFERENCE)
-        win_rows = _features(s, model, version, kind, window_index)
+        win_rows = _features(s, model, version, kind, window_index, sliding_panes)
     if not win_rows:
         raise ReportError(f"no rows logged for window {kind} #{window_index} of {model} v{version} — "
                           f"{NO_ROWS_HINT}")

@@ -34,7 +34,7 @@ def cmd_report_drift(args: argparse.Namespace) -> int:
     from opsloop.reports import drift_report, latest_version, opsloop_verdicts, summarize
     from opsloop.settings import load
 
-    settings, _, dbs, _ = load()
+    settings, _, dbs, worker = load()
     db = wiring.database(dbs)
     out_dir = Path(args.out) if args.out else Path(settings.home) / "reports"
     try:
@@ -42,7 +42,8 @@ def cmd_report_drift(args: argparse.Namespace) -> int:
         if version is None:
             with db.sessions() as s:
                 version = latest_version(s, args.model)
-        paths = drift_report(db.sessions, args.model, version, args.window, args.kind, out_dir=out_dir)
+        paths = drift_report(db.sessions, args.model, version, args.window, args.kind, out_dir=out_dir,
+                             sliding_panes=worker.sliding_panes)
     except ReportError as exc:
         print(f"opsloop: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from detectors.drift import FeatureDriftConfig, WindowSketch, build_profile, judge_drift_many
 from opsloop import reports_cli
@@ -260,3 +261,71 @@ def test_opsloop_main_runs_the_command(cli_env: Path, capsys: pytest.CaptureFixt
 
     assert main(["report", "drift", "--model", MODEL, "--window", "7"]) == 2
     assert capsys.readouterr().err.startswith("opsloop: no rows logged for window count #7 of credit-risk v1")
+
+
+# --- sliding windows ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sliding_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A worker's sliding windows of 1,000 events (10 panes of 100), x1 shifted from monitored event 2,500."""
+    from opsloop.simulate import Scenario, events
+    from streams.model_stream import StreamConfig
+    from streams.processor import BatchProcessor, ProcessorConfig
+    from tests.helpers import chunks, records
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('sliding') / 'opsloop.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    config = ProcessorConfig(consumer_group="report", stream=StreamConfig(
+        window_kind="sliding", window_size=1000, sliding_panes=10, reference_size=2000))
+    proc = BatchProcessor(session_factory(engine), config)
+    for batch in chunks(records(events(Scenario(model="slide", n_events=6000, drift_after=4500,
+                                                drifted=("x1",)))), 700):
+        proc.process(batch)
+    return url
+
+
+@pytest.mark.parametrize("window", [0, 27])
+def test_a_sliding_window_is_reported_from_its_panes(sliding_db: str, tmp_path: Path, window: int) -> None:
+    """Window #i of a sliding window is panes i .. i + 9 of the prediction log: the same 1,000 events the
+    worker judged (its row's n_events), and Evidently sees x1 move where the worker did."""
+    sessions = session_factory(make_engine(sliding_db))
+    paths = drift_report(sessions, "slide", "1", window, "sliding", out_dir=tmp_path, sliding_panes=10)
+    with sessions() as s:
+        row = s.scalars(select(Window).where(Window.model == "slide", Window.kind == "sliding",
+                                             Window.window_index == window)).one()
+        ours = opsloop_verdicts(s, "slide", "1", window, "sliding")
+    assert paths.n_reference == 2000 and paths.n_window == row.n_events == 1000
+    assert paths.json.name == f"slide-v1-sliding-{window}-drift.json"
+    theirs = {c for c, v in summarize(paths.json).items() if v.drifted}
+    assert ours is not None
+    drifted = {c for c, status in ours.items() if status == "drift"}
+    # window 27 holds monitored events 2,700-3,699, after the shift at 2,500; window 0 none of them
+    assert (drifted, theirs) == (({"x1"}, {"x1"}) if window else (set(), set()))
+
+
+def test_a_sliding_window_of_other_panes_reads_other_rows(sliding_db: str, tmp_path: Path) -> None:
+    sessions = session_factory(make_engine(sliding_db))
+    four = drift_report(sessions, "slide", "1", 3, "sliding", out_dir=tmp_path, sliding_panes=4)
+    assert four.n_window == 400
+    with pytest.raises(ReportError, match="no rows logged for window sliding #1000 of slide v1"):
+        drift_report(sessions, "slide", "1", 1000, "sliding", out_dir=tmp_path)
+    with pytest.raises(ReportError, match="at least one pane"):
+        drift_report(sessions, "slide", "1", 3, "sliding", out_dir=tmp_path, sliding_panes=0)
+
+
+def test_cli_reports_a_sliding_window_with_the_worker_s_panes(sliding_db: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPSLOOP_DB_URL", sliding_db)
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path))
+    monkeypatch.setenv("OPSLOOP_WORKER_SLIDING_PANES", "10")
+    assert _cli(["report", "drift", "--model", "slide", "--window", "27", "--kind", "sliding"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "window sliding #27: 1000 rows against 2000 reference rows (closed window)" in out[2]
+    table = {line.split()[0]: line.split() for line in out[3:]}
+    assert table["x1"][1] == "DRIFT" and table["x1"][-1] == "DRIFT"
+    monkeypatch.setenv("OPSLOOP_WORKER_SLIDING_PANES", "5")  # the worker's setting decides the panes
+    assert _cli(["report", "drift", "--model", "slide", "--window", "27", "--kind", "sliding"]) == 0
+    assert "500 rows against 2000 reference rows" in capsys.readouterr().out.splitlines()[2]
