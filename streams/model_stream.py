@@ -479,7 +479,7 @@ class ModelStream:
         pred_drift: Sequence[DriftVerdict | None] = [None] * len(closing)
         if pred is not None:
             pred_drift = judge_drift_many(pred, [c.w.pred or WindowSketch.empty(pred) for c in closing],
-                                             self.config.drift)
+                                          self.config.drift)
         qualities = evaluate_quality_many(prof, sketches, [c.w.type_errors for c in closing], self.config.quality)
         judged: list[_Judged] = []
         rows: list[dict[str, Any]] = []
