@@ -10,8 +10,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsloop.errors import ConfigError, OpsloopError
+
+if TYPE_CHECKING:
+    from storage.models import Window
 
 log = logging.getLogger("opsloop")
 
@@ -114,6 +118,43 @@ def cmd_findings(args: argparse.Namespace) -> int:
                                   "details": f.details}, default=str))
             else:
                 print(f"{f.created_at:%Y-%m-%d %H:%M:%S} {f.severity:8} {f.summary}")
+    return 0
+
+
+def _window_line(w: Window) -> str:
+    """One closed window: each detector's verdict from its row, the drifted features named."""
+    stats = w.stats or {}
+    parts = []
+    for key, label in (("drift", "drift"), ("prediction_drift", "prediction"), ("quality", "quality"),
+                       ("volume", "volume"), ("fairness", "fairness")):
+        verdict = stats.get(key)
+        if not isinstance(verdict, dict):
+            continue
+        status = str(verdict.get("status", "-"))
+        named = verdict.get("drifted_features") or []
+        parts.append(f"{label} {status}" + (f" ({', '.join(map(str, named))})" if named else ""))
+    when = w.end_at or w.created_at
+    return (f"{when:%Y-%m-%d %H:%M:%S} {w.model}/{w.model_version} {w.kind} #{w.window_index} "
+            f"{w.n_events} events: {'; '.join(parts) or 'no verdicts'}")
+
+
+def cmd_windows(args: argparse.Namespace) -> int:
+    """The newest closed windows, one line each; ``--json`` prints each row with every verdict, drift's
+    per-feature numbers included (docs/design.md, "Window rows keep drift as columns")."""
+    from opsloop import wiring
+    from storage import repo
+
+    _, _, dbs, _ = _settings()
+    db = wiring.database(dbs)
+    with db.sessions() as s:
+        for w in repo.list_windows(s, args.model, args.limit):
+            if args.json:
+                print(json.dumps({"id": w.id, "model": w.model, "version": w.model_version, "kind": w.kind,
+                                  "index": w.window_index, "start_at": w.start_at, "end_at": w.end_at,
+                                  "n_events": w.n_events, "reference_id": w.reference_id, "stats": w.stats},
+                                 default=str))
+            else:
+                print(_window_line(w))
     return 0
 
 
@@ -242,11 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("revision", nargs="?")
     d.set_defaults(func=cmd_db)
 
-    for name, fn in (("findings", cmd_findings), ("triggers", cmd_triggers)):
-        q = sub.add_parser(name, help=f"list stored {name}")
+    for name, fn in (("findings", cmd_findings), ("windows", cmd_windows), ("triggers", cmd_triggers)):
+        q = sub.add_parser(name, help=f"list stored {name}" + (", closed ones" if name == "windows" else ""))
         q.add_argument("--model")
         q.add_argument("--limit", type=int, default=50)
-        if name == "findings":
+        if name != "triggers":
             q.add_argument("--json", action="store_true")
         q.set_defaults(func=fn)
 

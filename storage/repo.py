@@ -296,6 +296,14 @@ def list_findings(session: Session, model: str | None = None, limit: int = 100) 
     return session.scalars(q).all()
 
 
+def list_windows(session: Session, model: str | None = None, limit: int = 100) -> Sequence[Window]:
+    """The newest closed windows (of ``model``), newest first."""
+    q = select(Window).order_by(Window.id.desc()).limit(limit)
+    if model:
+        q = q.where(Window.model == model)
+    return session.scalars(q).all()
+
+
 def list_triggers(session: Session, model: str | None = None, limit: int = 100) -> Sequence[Trigger]:
     q = select(Trigger).order_by(Trigger.created_at.desc()).limit(limit)
     if model:

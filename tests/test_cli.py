@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,46 @@ def test_argument_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_windows_lists_each_closed_window_with_its_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On-call people read a window's verdicts without SQL: one line per window, newest first, and the row
+    with drift's per-feature columns as JSON."""
+    import json
+    from dataclasses import replace
+
+    from opsloop.simulate import Scenario, events
+    from storage.db import make_engine, migrate, session_factory
+    from streams.model_stream import StreamConfig
+    from streams.processor import BatchProcessor, ProcessorConfig
+    from tests.helpers import chunks, records
+
+    url = f"sqlite:///{tmp_path}/w.db"
+    engine = make_engine(url)
+    migrate(engine)
+    config = ProcessorConfig(consumer_group="cli", stream=StreamConfig(window_size=1000, reference_size=2000))
+    proc = BatchProcessor(session_factory(engine), config)
+    scenario = Scenario(n_events=5000, drift_after=4000, drifted=("x1",))
+    for partition, model in enumerate(("calm", "moved")):  # a partition each: offsets are per partition
+        drifted = ("x1",) if model == "moved" else ()
+        for batch in chunks(records(events(replace(scenario, model=model, drifted=drifted)), partition), 500):
+            proc.process(batch)
+    monkeypatch.setenv("OPSLOOP_DB_URL", url)
+    assert main(["windows", "--model", "moved"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 3,000 monitored events: windows #2 (newest, after the shift at monitored event 2,000), #1, #0
+    assert [line.split()[4] for line in lines] == ["#2", "#1", "#0"]
+    assert all(" moved/1 count " in line and "1000 events: drift " in line for line in lines)
+    assert "drift drift (x1)" in lines[0] and "drift ok;" in lines[2]
+    assert "quality ok" in lines[2] and "prediction ok" in lines[2]
+    assert main(["windows", "--limit", "4"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert main(["windows", "--model", "moved", "--limit", "1", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["model"], row["kind"], row["index"], row["n_events"]) == ("moved", "count", 2, 1000)
+    features = row["stats"]["drift"]["features"]
+    assert features["status"][features["name"].index("x1")] == "drift"
+    assert main(["windows", "--model", "nobody"]) == 0
+    assert capsys.readouterr().out == ""
