@@ -126,7 +126,7 @@ def _window_line(w: Window) -> str:
     stats = w.stats or {}
     parts = []
     for key, label in (("drift", "drift"), ("prediction_drift", "prediction"), ("quality", "quality"),
-                       ("volume", "volume"), ("fairness", "fairness")):
+                       ("volume", "volume"), ("fairness", "fairness"), ("safety", "safety")):  # LLM: safety
         verdict = stats.get(key)
         if not isinstance(verdict, dict):
             continue
