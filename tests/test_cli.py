@@ -108,9 +108,9 @@ def test_a_window_line_names_an_llm_window_s_safety_verdict() -> None:
     w = Window(model="llm:support-bot", model_version="*", kind="count", window_index=3, n_events=200,
                end_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
                stats={"safety": {"status": "alert"}, "quality": {"status": "ok"},
-                      "drift": {"status": "insufficient_data", "reason": "the window is part of the reference"}})
+                      "drift": {"status": "insufficient_data", "reason": "part of the reference"}})
     assert _window_line(w) == ("2026-11-29 12:00:00 llm:support-bot/* count #3 200 events: "
                                "drift insufficient_data; quality ok; safety alert")
-    assert _window_line(Window(model="m", model_version="1", kind="time", window_index=9, n_events=0, stats={},
-                               created_at=datetime(2026, 1, 2, tzinfo=UTC))).endswith(
-        "m/1 time #9 0 events: no verdicts")
+    empty = Window(model="m", model_version="1", kind="time", window_index=9, n_events=0, stats={},
+                   created_at=datetime(2026, 1, 2, tzinfo=UTC))
+    assert _window_line(empty).endswith("m/1 time #9 0 events: no verdicts")
