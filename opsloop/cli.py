@@ -103,14 +103,23 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit(args: argparse.Namespace) -> int:
+    """``--limit`` of the listing commands: at least one row (a negative LIMIT lists everything on SQLite and
+    is an error on PostgreSQL)."""
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    return int(args.limit)
+
+
 def cmd_findings(args: argparse.Namespace) -> int:
     from opsloop import wiring
     from storage import repo
 
+    limit = _limit(args)
     _, _, dbs, _ = _settings()
     db = wiring.database(dbs)
     with db.sessions() as s:
-        rows = repo.list_findings(s, args.model, args.limit)
+        rows = repo.list_findings(s, args.model, limit)
         for f in rows:
             if args.json:
                 print(json.dumps({"id": f.id, "key": f.finding_key, "model": f.model, "version": f.model_version,
@@ -144,10 +153,11 @@ def cmd_windows(args: argparse.Namespace) -> int:
     from opsloop import wiring
     from storage import repo
 
+    limit = _limit(args)
     _, _, dbs, _ = _settings()
     db = wiring.database(dbs)
     with db.sessions() as s:
-        for w in repo.list_windows(s, args.model, args.limit):
+        for w in repo.list_windows(s, args.model, limit):
             if args.json:
                 print(json.dumps({"id": w.id, "model": w.model, "version": w.model_version, "kind": w.kind,
                                   "index": w.window_index, "start_at": w.start_at, "end_at": w.end_at,
@@ -162,10 +172,11 @@ def cmd_triggers(args: argparse.Namespace) -> int:
     from opsloop import wiring
     from storage import repo
 
+    limit = _limit(args)
     _, _, dbs, _ = _settings()
     db = wiring.database(dbs)
     with db.sessions() as s:
-        for t in repo.list_triggers(s, args.model, args.limit):
+        for t in repo.list_triggers(s, args.model, limit):
             print(f"{t.created_at:%Y-%m-%d %H:%M:%S} {t.id} {t.action:10} {t.status:10} {t.model}/{t.model_version}: "
                   f"{t.reason}")
     return 0

@@ -114,3 +114,12 @@ def test_a_window_line_names_an_llm_window_s_safety_verdict() -> None:
     empty = Window(model="m", model_version="1", kind="time", window_index=9, n_events=0, stats={},
                    created_at=datetime(2026, 1, 2, tzinfo=UTC))
     assert _window_line(empty).endswith("m/1 time #9 0 events: no verdicts")
+
+
+@pytest.mark.parametrize("command", ["findings", "windows", "triggers"])
+def test_a_limit_below_one_is_refused(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSLOOP_DB_URL", f"sqlite:///{tmp_path}/x.db")
+    assert main([command, "--limit", "-1"]) == 2
+    assert capsys.readouterr().err == "opsloop: --limit must be >= 1, got -1\n"
+    assert main([command, "--limit", "1"]) == 0
