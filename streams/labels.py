@@ -117,7 +117,7 @@ class LabelJoin:
                              y_pred_value=e.prediction.value, score=_score(e, positive),
                              features=dict(e.features), sensitive=dict(e.sensitive)))
         if rows:
-            repo.insert_many_ignore(session, PredictionLog.__table__, rows)
+            repo.insert_many_ignore(session, repo.table_of(PredictionLog), rows)
         perf = _Windows(session, model, version)
         perf.load(per_window)
         for (kind, idx), n in per_window.items():
@@ -150,7 +150,7 @@ class LabelJoin:
             matches = [p for p in found.get(pid, []) if f.model is None or
                        (p.model == f.model.name and p.model_version == f.model.version)]
             if not matches:
-                stored = repo.insert_ignore(session, PendingLabel.__table__, dict(
+                stored = repo.insert_ignore(session, repo.table_of(PendingLabel), dict(
                     prediction_id=pid, model=f.model.name if f.model else None, y_true=label.y_true,
                     y_true_value=label.y_true_value, occurred_at=label.occurred_at, created_at=utcnow()))
                 if not stored:
@@ -461,7 +461,7 @@ class _Windows:
                                                           updated_at=utcnow()))
             if done.rowcount != 1:
                 raise StaleStateError(f"performance of {self.model}/{self.version} {kind}#{idx} moved")
-        if new and repo.insert_all_or_none(self.session, WindowPerformance.__table__, new) != len(new):
+        if new and repo.insert_all_or_none(self.session, repo.table_of(WindowPerformance), new) != len(new):
             raise StaleStateError(f"performance of {self.model}/{self.version}: a window's row was created "
                                   "concurrently")
 

@@ -1241,7 +1241,7 @@ class LLMProcessor:
                 for app, (rev, stream) in staged.items():
                     staged[app] = (repo.save_state(session, keys[app], stream.to_state(), rev), stream)
             if rows:
-                repo.insert_many_ignore(session, LLMInteraction.__table__, rows)  # type: ignore[arg-type]
+                repo.insert_many_ignore(session, repo.table_of(LLMInteraction), rows)
                 res.kept += len(rows)
             repo.save_offsets(session, group, new_offsets, known)
         res.time("store", self.clock() - t0 - res.timings.get("windows", 0.0))
